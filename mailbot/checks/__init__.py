@@ -1,0 +1,1 @@
+"""Checks: small rule classes that judge a FormReading; configured by rules/*.toml."""

@@ -1,0 +1,1 @@
+"""Forms: the shipped application form, and reading a filled one back (fields + seal)."""

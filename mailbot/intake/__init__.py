@@ -1,0 +1,1 @@
+"""Intake: fetch raw mail over IMAP, parse MIME into InboundMessage, classify it."""

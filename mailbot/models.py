@@ -1,0 +1,136 @@
+"""The database tables: raw mail, applications, their history, the outbox.
+
+Every inbound message is a ``RawMessage`` row before anything else happens to
+it; an ``Application`` is what staff track; ``Transition`` is its history
+(every state change with who, when and why); ``OutboxMessage`` is a mail
+waiting to be sent, written in the same transaction as the change that
+caused it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (stored as UTC everywhere)."""
+    return datetime.now(timezone.utc)
+
+
+class RawMessage(SQLModel, table=True):
+    """One inbound e-mail exactly as the server gave it, keyed by where it was.
+
+    ``status``: "new" (stored, not yet processed), "processed", "quarantined"
+    (processing failed: kept raw with ``error`` for staff). ``moved`` records
+    that the mailbox was updated after the commit, so a crash between the two
+    never processes the message twice.
+    """
+
+    __tablename__ = "raw_message"
+    __table_args__ = (UniqueConstraint("folder", "uidvalidity", "uid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    folder: str
+    uidvalidity: int
+    uid: int
+    arrived_at: datetime  # the server's INTERNALDATE: the only clock that orders applications
+    size: int
+    sha256: str = Field(index=True)
+    message_id: str | None = Field(default=None, index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="new", index=True)
+    mail_class: str | None = None  # application / automatic / other (see intake.classify)
+    reason: str | None = None  # why it was classified so, or what failed
+    error: str | None = None
+    sender: str | None = None
+    subject: str | None = None
+    stored_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+    moved: bool = False
+
+
+class Application(SQLModel, table=True):
+    """One company's application for one region, from first mail to completion.
+
+    ``queued_at`` is the arrival time of the mail that made it complete; the
+    queue is ordered by (queued_at, queued_uid). ``position`` is the place it
+    was given when it queued (1 = first).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    reception_number: str = Field(unique=True, index=True)
+    state: str = Field(index=True)
+    company_name: str | None = None
+    corporate_number: str | None = None
+    country: str | None = None
+    contact_email: str | None = None
+    sender: str
+    hours_requested: int | None = None
+    seal: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    problems: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
+    thread_message_id: str | None = Field(default=None, index=True)
+    queued_at: datetime | None = Field(default=None, index=True)
+    queued_uid: int | None = None
+    position: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Transition(SQLModel, table=True):
+    """One state change of an application: from, to, who, when, why."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    from_state: str | None
+    to_state: str
+    actor: str  # "service" or a staff member's name
+    reason: str
+    at: datetime = Field(default_factory=utcnow)
+    raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A mail to send. ``status``: "pending", "sent", "failed" (gave up; staff see it)."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # the template name, e.g. "receipt", "fix_request", "waitlisted"
+    to_addrs: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    subject: str
+    body: str
+    message_id: str  # our own Message-ID, fixed when queued so a retry resends the same mail
+    in_reply_to: str | None = None
+    references: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    automatic: bool = True  # a reply to an applicant's mail: carries the RFC 3834 headers
+    application_id: int | None = Field(default=None, foreign_key="application.id", index=True)
+    raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class FolderState(SQLModel, table=True):
+    """The intake's memory of a folder: the UIDVALIDITY seen and the last good poll."""
+
+    __tablename__ = "folder_state"
+
+    folder: str = Field(primary_key=True)
+    uidvalidity: int | None = None
+    last_poll_at: datetime | None = None
+
+
+class Counter(SQLModel, table=True):
+    """Named sequences (e.g. reception numbers per year), advanced inside transactions."""
+
+    name: str = Field(primary_key=True)
+    value: int = 0
