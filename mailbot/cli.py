@@ -1,0 +1,98 @@
+"""The `mailbot` command: thin wrappers that parse arguments and call a use case.
+
+    mailbot [--config PATH] run [--once]     the daemon, or one cycle
+    mailbot [--config PATH] inspect FILE.pdf [--json]
+    mailbot [--config PATH] status [--json]
+    mailbot demo                              everything on 127.0.0.1, no outside server
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from mailbot import config as config_module
+from mailbot.errors import ConfigError, PdfError, RulesError, TemplateError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+state: dict[str, Path] = {}
+
+
+@app.callback()
+def main(
+    config: Path = typer.Option(Path("config.toml"), "--config", "-c", help="The config file."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
+) -> None:
+    """mailbot: the e-mail intake of JETRO's trade-secret leakage prevention support."""
+    state["config"] = config
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _services():
+    from mailbot.services import build
+
+    try:
+        return build(config_module.load(state["config"]))
+    except (ConfigError, RulesError, TemplateError) as exc:
+        typer.echo(f"mailbot: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def run(once: bool = typer.Option(False, "--once", help="Poll, process, send, then exit.")) -> None:
+    """Watch the mailbox and answer applications (a daemon, or one cycle with --once)."""
+    from mailbot import daemon
+
+    services = _services()
+    if not once:
+        daemon.run_forever(services)
+        return
+    report = daemon.run_once(services)
+    if report.poll is None:
+        typer.echo("mailbot: the mailbox could not be polled (see the log)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"stored={report.poll.stored} processed={report.poll.processed} "
+               f"moved={report.poll.moved} sent={report.sent} retried={report.retried} failed={report.failed}")
+
+
+@app.command()
+def inspect(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="The PDF to read."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON contract."),
+) -> None:
+    """Read one application PDF and show its fields, seal and problems (exit 2: unreadable)."""
+    from mailbot import inspect as use_case
+
+    services = _services()
+    try:
+        result = use_case.inspect_pdf(file.read_bytes(), services.read_form, services.rules)
+    except PdfError as exc:
+        typer.echo(json.dumps(use_case.error_json(exc), ensure_ascii=False) if as_json
+                   else f"{exc.code}: {exc.message}")
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else use_case.as_text(result))
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The applications in queue order, and the cap."""
+    from mailbot import status as use_case
+
+    services = _services()
+    result = use_case.status(services.engine, services.settings.program)
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else use_case.as_text(result))
+
+
+@app.command()
+def demo() -> None:
+    """Run the whole path on sample mail with a local IMAP server and SMTP sink."""
+    from mailbot import demo as use_case
+
+    raise typer.Exit(use_case.main())

@@ -1,0 +1,51 @@
+"""`mailbot inspect FILE.pdf`: read one form and judge it, as the reply would.
+
+The JSON shape is a contract other tools read (../shared/spec/application-form.md):
+form, source, pages, form_page, fields, seal, problems, valid; or, when the
+file cannot be read at all, {"error": {"code", "message"}}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mailbot.checks.problem import Problem
+from mailbot.errors import PdfError
+from mailbot.forms.reading import FormReading
+from mailbot.ruleset import RuleSet
+
+
+def inspect_pdf(data: bytes, read_form: Callable[[bytes], FormReading], rules: RuleSet) -> dict[str, Any]:
+    """The inspect JSON for one PDF; PdfError propagates (the caller exits 2)."""
+    reading = read_form(data)
+    problems = rules.check(reading) if reading.form == "application" else []
+    if reading.form is None:
+        problems = [Problem("not_application_form", None, "error",
+                            "申請書の様式として読み取れませんでした。所定の申請書をご使用ください。")]
+    return {
+        "form": reading.form,
+        "source": reading.source,
+        "pages": reading.pages,
+        "form_page": reading.form_page,
+        "fields": dict(reading.fields),
+        "seal": reading.seal.as_json(),
+        "problems": [p.as_json() for p in problems],
+        "valid": not any(p.severity == "error" for p in problems),
+    }
+
+
+def error_json(exc: PdfError) -> dict[str, Any]:
+    """The JSON for a file that could not be read at all."""
+    return {"error": {"code": exc.code, "message": exc.message}}
+
+
+def as_text(result: dict[str, Any]) -> str:
+    """A human reading of the inspect result, for staff at a terminal."""
+    lines = [f"form: {result['form']}  source: {result['source']}  pages: {result['pages']}"
+             f"  form page: {result['form_page']}"]
+    lines += [f"  {key}: {value}" for key, value in result["fields"].items()]
+    seal = result["seal"]
+    lines.append(f"seal: present={seal['present']} near_field={seal['near_field']} color={seal['color']}")
+    lines += [f"  [{p['severity']}] {p['code']}: {p['message_ja']}" for p in result["problems"]]
+    lines.append("valid" if result["valid"] else "NOT valid")
+    return "\n".join(lines)

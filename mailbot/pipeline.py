@@ -1,0 +1,99 @@
+"""One stored message's path: parse -> classify -> the handler of its class.
+
+Reading the PDF (seconds, in a child process) happens before the database
+transaction opens, so no write lock is held while a PDF is read; everything
+the message causes (application, history, replies in the outbox, its own
+status) then commits together, or not at all. A message that cannot be
+processed is quarantined: kept raw with its error, moved aside, shown to staff.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from mailbot import reception, replies
+from mailbot.db import transaction
+from mailbot.errors import MailbotError
+from mailbot.intake import mime
+from mailbot.intake.classify import Classification, classify
+from mailbot.intake.message import InboundMessage
+from mailbot.models import RawMessage, utcnow
+from mailbot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Handling:
+    """One message being handled, inside its transaction."""
+
+    services: Services
+    session: Session
+    raw: RawMessage
+    msg: InboundMessage
+
+
+def process(services: Services, raw_id: int) -> str:
+    """Process one stored message; return its class, or "quarantined"."""
+    try:
+        raw_bytes = _raw_bytes(services, raw_id)
+        msg = mime.parse(raw_bytes)
+        verdict = classify(msg, services.triage, services.settings.smtp.from_address, services.read_form)
+        with transaction(services.engine) as session:
+            return _handle(services, session, raw_id, msg, verdict)
+    except MailbotError as exc:
+        return quarantine(services, raw_id, exc)
+    except Exception as exc:  # noqa: BLE001  a bug must not lose the mail or stop the others
+        log.exception("raw message %s failed", raw_id)
+        return quarantine(services, raw_id, exc)
+
+
+def _raw_bytes(services: Services, raw_id: int) -> bytes:
+    with Session(services.engine) as session:
+        return session.get(RawMessage, raw_id).raw
+
+
+def _handle(services, session, raw_id, msg: InboundMessage, verdict: Classification) -> str:
+    raw = session.get(RawMessage, raw_id)
+    if raw.status != "new":  # another run finished it while we were reading the PDF
+        return raw.mail_class or raw.status
+    raw.sender, raw.subject, raw.message_id = msg.sender, msg.subject, msg.message_id
+    raw.mail_class, raw.reason = verdict.mail_class, verdict.reason
+    handling = Handling(services, session, raw, msg)
+    HANDLERS[verdict.mail_class](handling, verdict)
+    raw.status, raw.processed_at = "processed", utcnow()
+    log.info("message=%s class=%s reason=%s", raw_id, raw.mail_class, raw.reason)
+    return verdict.mail_class
+
+
+def quarantine(services: Services, raw_id: int, exc: BaseException) -> str:
+    """Keep the message raw with its error for staff; the mailbox moves it aside."""
+    with transaction(services.engine) as session:
+        raw = session.get(RawMessage, raw_id)
+        raw.status, raw.processed_at = "quarantined", utcnow()
+        raw.error = f"{type(exc).__name__}: {exc}"
+    log.warning("message=%s quarantined error=%s", raw_id, type(exc).__name__)
+    return "quarantined"
+
+
+def _automatic(handling: Handling, verdict: Classification) -> None:
+    """Out-of-office replies, bounces, lists: recorded, never answered (no loops)."""
+
+
+def _other(handling: Handling, verdict: Classification) -> None:
+    """Not an application: the sender hears why when we can tell; otherwise staff answer."""
+    if verdict.pdf_error is not None:
+        replies.send(handling, "pdf_unreadable", reason=verdict.pdf_error.message)
+    elif handling.msg.attachments and not handling.msg.pdfs:
+        names = "、".join(a.filename or "(名前なし)" for a in handling.msg.attachments)
+        replies.send(handling, "pdf_unreadable", reason=replies.no_pdf_reason(names))
+
+
+def _application(handling: Handling, verdict: Classification) -> None:
+    reception.receive(handling, verdict.reading)
+
+
+HANDLERS = {"automatic": _automatic, "other": _other, "application": _application}

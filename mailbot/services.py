@@ -1,0 +1,53 @@
+"""Everything the rooms need, built once from the settings (and again on reload)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+from sqlalchemy.engine import Engine
+
+from mailbot import ruleset
+from mailbot.config import Settings
+from mailbot.db import make_engine
+from mailbot.forms.reading import FormReading
+from mailbot.forms.sandbox import Limits, read_form_safely
+from mailbot.intake.classify import Triage, load_triage
+from mailbot.render import Renderer
+
+
+@dataclass
+class Services:
+    """Settings, database, rules, triage, templates and the sandboxed PDF reader."""
+
+    settings: Settings
+    engine: Engine
+    rules: ruleset.RuleSet
+    triage: Triage
+    renderer: Renderer
+    read_form: Callable[[bytes], FormReading]
+
+
+def build(settings: Settings, engine: Engine | None = None) -> Services:
+    """Load and validate rules and templates up front: a broken file stops the start."""
+    rules_dir = settings.path(settings.service.rules_dir)
+    return Services(
+        settings=settings,
+        engine=engine or make_engine(settings.database_url),
+        rules=ruleset.load(rules_dir),
+        triage=load_triage(rules_dir / "triage.toml"),
+        renderer=Renderer(settings.path(settings.service.templates_dir)),
+        read_form=partial(read_form_safely, limits=pdf_limits(settings)),
+    )
+
+
+def pdf_limits(settings: Settings) -> Limits:
+    """The [service] pdf_* keys as sandbox limits."""
+    service = settings.service
+    return Limits(
+        max_bytes=int(service.max_attachment_mb * 1024 * 1024),
+        seconds=service.pdf_timeout_seconds,
+        memory_mb=service.pdf_memory_mb,
+        max_pages=service.pdf_max_pages,
+    )
