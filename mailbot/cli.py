@@ -96,3 +96,7 @@ def demo() -> None:
     from mailbot import demo as use_case
 
     raise typer.Exit(use_case.main())
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,145 @@
+"""The command line as operators and other tools use it: inspect's JSON contract, demo, the daemon."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mailbot.forms.fill import render_application, sample_values
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "mailbot.cli", "--config", str(ROOT / "config.toml")]
+
+
+def run(*args, timeout=120):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_inspect_json_follows_the_contract(tmp_path):
+    """GIVEN a valid stamped application PDF
+    WHEN `mailbot inspect FILE --json` runs
+    THEN it exits 0 with exactly the contract's keys, the fields, a present seal and valid true."""
+    pdf = tmp_path / "form.pdf"
+    pdf.write_bytes(render_application(sample_values(country="EU:DE")))
+    result = run("inspect", str(pdf), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"form", "source", "pages", "form_page", "fields", "seal", "problems", "valid"}
+    assert (data["form"], data["source"], data["pages"], data["form_page"]) == ("application", "text", 1, 1)
+    assert data["fields"]["company_name"] == sample_values()["company_name"]
+    assert data["fields"]["country"] == "EU:DE"
+    assert data["seal"]["present"] and data["seal"]["near_field"] and data["seal"]["color"] == "red"
+    assert data["problems"] == [] and data["valid"] is True
+    assert all(value not in ("", None) for value in data["fields"].values())
+
+
+def test_inspect_reports_problems_with_codes_and_messages(tmp_path):
+    """GIVEN an unstamped form with a wrong corporate number
+    WHEN inspected
+    THEN valid is false and each problem has code, field, severity and a Japanese message."""
+    pdf = tmp_path / "form.pdf"
+    pdf.write_bytes(render_application(sample_values(corporate_number="1234567890123"), seal="none"))
+    data = json.loads(run("inspect", str(pdf), "--json").stdout)
+    codes = {p["code"]: p for p in data["problems"]}
+    assert {"seal_missing", "corporate_number_invalid"} <= set(codes)
+    assert codes["corporate_number_invalid"]["field"] == "corporate_number"
+    assert codes["corporate_number_invalid"]["severity"] == "error"
+    assert "法人番号" in codes["corporate_number_invalid"]["message_ja"]
+    assert data["valid"] is False
+
+
+def test_inspect_exits_2_on_a_file_that_is_not_a_pdf(tmp_path):
+    """GIVEN a Word file renamed .pdf
+    WHEN inspected
+    THEN exit 2 and {"error": {"code", "message"}}."""
+    fake = tmp_path / "form.pdf"
+    fake.write_bytes(b"PK\x03\x04 not a pdf at all")
+    result = run("inspect", str(fake), "--json")
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "not_pdf" and error["message"]
+
+
+def test_a_broken_config_stops_the_start_naming_the_key(tmp_path):
+    bad = tmp_path / "config.toml"
+    bad.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace("cap = 18", 'cap = "many"'),
+                   encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "mailbot.cli", "--config", str(bad), "status"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "[program] cap" in result.stderr
+
+
+def test_the_demo_prints_the_replies_and_the_queue():
+    """GIVEN nothing but this checkout
+    WHEN `mailbot demo` runs
+    THEN it exits 0 after printing the receipts, the fix requests, the waiting-list notice and the queue."""
+    result = subprocess.run([sys.executable, "-m", "mailbot.cli", "demo"], capture_output=True,
+                            text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert out.count("== reply ") == 7
+    assert "押印" in out and "キャンセル待ち" in out
+    assert "waitlisted" in out and "needs_fix" in out and "queued" in out
+
+
+def test_the_daemon_answers_and_stops_cleanly_on_sigterm(imap_settings, tmp_path):
+    """GIVEN `mailbot run` as a daemon on a real mailbox and SMTP server
+    WHEN an application arrives and then SIGTERM is sent
+    THEN the receipt is sent, and the daemon exits 0 within a few seconds."""
+    from imapclient import IMAPClient
+
+    from mailbot import samples
+    from mailbot.sink import SmtpSink
+
+    with SmtpSink() as sink:
+        config_file = tmp_path / "config.toml"
+        config_file.write_text(_daemon_config(imap_settings, sink.port, tmp_path), encoding="utf-8")
+        daemon = subprocess.Popen([sys.executable, "-m", "mailbot.cli", "--config", str(config_file), "run"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            with IMAPClient(imap_settings.host, imap_settings.port, ssl=False) as client:
+                client.login(imap_settings.username, imap_settings.password)
+                client.append("INBOX", samples.application_mail(
+                    render_application(sample_values()), sender="tanaka@example.jp"))
+            sink.wait_for(1, timeout=60)
+            daemon.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            assert daemon.wait(timeout=30) == 0, daemon.stderr.read()[-2000:]
+            assert time.monotonic() - started < 30
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    assert len(sink.messages) == 1
+
+
+def _daemon_config(imap, smtp_port: int, tmp_path: Path) -> str:
+    from datetime import date, timedelta
+
+    today = date.today()
+    return f"""
+[imap]
+host = "{imap.host}"
+port = {imap.port}
+username = "{imap.username}"
+password = "{imap.password}"
+security = "none"
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from_address = "chizai@example.jp"
+[database]
+url = "sqlite:///{tmp_path / 'daemon.db'}"
+[program]
+opens = {today - timedelta(days=1)}
+closes = {today + timedelta(days=30)}
+[service]
+poll_seconds = 1
+rules_dir = "{ROOT / 'rules'}"
+templates_dir = "{ROOT / 'templates'}"
+"""
