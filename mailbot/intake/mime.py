@@ -1,0 +1,244 @@
+"""Raw message bytes → :class:`InboundMessage`, Japanese decoded right.
+
+mail-parser reads the MIME structure; the text itself is decoded here from
+its standard-library message object, because mail-parser ignores the charset
+of 7bit/8bit parts and garbles CP932 extensions (see
+../shared/notes/japanese-mail.md). All charset work goes through
+:mod:`mailbot.intake.japanese`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.message import Message
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+
+import mailparser
+from mailparser.exceptions import MailParserError
+
+from mailbot.errors import ParseError
+from mailbot.intake.japanese import decode_bytes, decode_header, decode_raw, rfc2231_bytes
+from mailbot.intake.message import Attachment, InboundMessage
+
+_MSG_ID = re.compile(r"<[^<>\s]+>")
+
+
+def parse(raw: bytes) -> InboundMessage:
+    """Parse one message; ParseError when the bytes are not a mail at all."""
+    msg = _load(raw)
+    sender_name, sender = _first_address(msg, "from")
+    if not sender:
+        raise ParseError("no sender address in From:")
+    return InboundMessage(
+        message_id=_first_id(msg.get("message-id")),
+        sender=sender,
+        sender_name=sender_name,
+        to=_addresses(msg, "to"),
+        cc=_addresses(msg, "cc"),
+        subject=decode_header(str(msg.get("subject", ""))).strip(),
+        text=body_text(msg),
+        attachments=tuple(attachments(msg)),
+        in_reply_to=_first_id(msg.get("in-reply-to")),
+        references=tuple(_MSG_ID.findall(str(msg.get("references", "")))),
+        reply_to=_addresses(msg, "reply-to"),
+        return_path=_return_path(msg.get("return-path")),
+        date=_date(msg.get("date")),
+        content_type=msg.get_content_type(),
+        headers=_headers(msg),
+    )
+
+
+def _load(raw: bytes) -> Message:
+    if not raw or not raw.strip():
+        raise ParseError("empty message")
+    try:
+        msg = mailparser.parse_from_bytes(raw).message
+    except MailParserError as exc:
+        raise ParseError(f"mail-parser failed: {exc}") from exc
+    if not msg.keys():
+        raise ParseError("no header fields: not an e-mail message")
+    return msg
+
+
+# --- addresses and headers -------------------------------------------------
+
+
+def _first_address(msg: Message, name: str) -> tuple[str, str]:
+    pairs = _pairs(msg, name)
+    return pairs[0] if pairs else ("", "")
+
+
+def _addresses(msg: Message, name: str) -> tuple[str, ...]:
+    return tuple(address for _, address in _pairs(msg, name))
+
+
+def _pairs(msg: Message, name: str) -> list[tuple[str, str]]:
+    """(decoded display name, bare address) for every address in every such header."""
+    values = [str(value) for value in msg.get_all(name, [])]
+    # Split on the raw text so that commas inside encoded display names stay put.
+    return [(decode_header(display).strip(), decode_raw(addr).strip())
+            for display, addr in getaddresses(values) if addr]
+
+
+def _first_id(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    found = _MSG_ID.search(text)
+    return found.group(0) if found else (text or None)
+
+
+def _return_path(value: object) -> str | None:
+    if value is None:
+        return None
+    return str(value).strip().strip("<>").strip()  # "<>" → "" (the null sender)
+
+
+def _date(value: object) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None  # a broken Date: is only for display; never fail the mail for it
+
+
+def _headers(msg: Message) -> dict[str, tuple[str, ...]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in msg.items():
+        headers.setdefault(name.lower(), []).append(decode_header(str(value)).strip())
+    return {name: tuple(values) for name, values in headers.items()}
+
+
+# --- body text -------------------------------------------------------------
+
+
+def body_text(msg: Message) -> str:
+    """The readable text: plain parts preferred, HTML rendered when there is no plain.
+
+    Forwarded messages (message/rfc822) are not searched unless the outer
+    message has no text of its own.
+    """
+    plain, html = _text_parts(msg, nested=False)
+    if not plain and not html:
+        plain, html = _text_parts(msg, nested=True)
+    if plain:
+        return "\n".join(plain)
+    return "\n".join(html_to_text(part) for part in html)
+
+
+def _text_parts(msg: Message, nested: bool) -> tuple[list[str], list[str]]:
+    plain: list[str] = []
+    html: list[str] = []
+    for part in _leaves(msg, nested):
+        kind = part.get_content_type()
+        if _is_attachment(part) or kind not in ("text/plain", "text/html"):
+            continue
+        (plain if kind == "text/plain" else html).append(part_text(part))
+    return [t for t in plain if t.strip()], [t for t in html if t.strip()]
+
+
+def part_text(part: Message) -> str:
+    """A text part's payload decoded with its declared (or guessed) charset, LF line ends."""
+    data = part.get_payload(decode=True) or b""
+    charset = part.get_param("charset")
+    label = charset if isinstance(charset, str) else None
+    return decode_bytes(data, label).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _leaves(msg: Message, nested: bool):
+    """Non-multipart parts in order; into message/rfc822 only when ``nested``."""
+    if msg.get_content_maintype() == "message":
+        if not nested:
+            return
+        for inner in msg.get_payload() or []:
+            yield from _leaves(inner, nested)
+    elif msg.is_multipart():
+        for part in msg.get_payload():
+            yield from _leaves(part, nested)
+    else:
+        yield msg
+
+
+class _HtmlText(HTMLParser):
+    """Collects the visible text of an HTML body, one line per block element."""
+
+    _BLOCKS = {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"}
+    _HIDDEN = {"script", "style", "head", "title"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag in self._HIDDEN:
+            self.hidden += 1
+        elif tag in self._BLOCKS:
+            self.chunks.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self._BLOCKS:
+            self.chunks.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.chunks.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML document, blank lines collapsed."""
+    parser = _HtmlText()
+    parser.feed(html)
+    parser.close()
+    lines = (line.strip() for line in "".join(parser.chunks).split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+# --- attachments -----------------------------------------------------------
+
+
+def attachments(msg: Message) -> list[Attachment]:
+    """Every attached file, including those inside forwarded messages.
+
+    A message/rfc822 part is a container, not a file: its contents are
+    searched instead (mail-parser would add a bogus .txt for it).
+    """
+    found = []
+    for part in _leaves(msg, nested=True):
+        if _is_attachment(part):
+            data = part.get_payload(decode=True) or b""
+            found.append(Attachment(filename=filename(part), content_type=part.get_content_type(), data=data))
+    return found
+
+
+def _is_attachment(part: Message) -> bool:
+    if part.get_content_maintype() in ("multipart", "message"):
+        return False
+    disposition = (part.get_content_disposition() or "").lower()
+    if disposition == "attachment" or part.get_param("filename", header="content-disposition"):
+        return True
+    if part.get_param("name"):
+        return True
+    return part.get_content_maintype() != "text"
+
+
+def filename(part: Message) -> str:
+    """The file name from Content-Disposition, else Content-Type name; "" when none."""
+    for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+        value = part.get_param(param, header=header)
+        if value:
+            return _param_text(value).strip()
+    return ""
+
+
+def _param_text(value: str | tuple) -> str:
+    if isinstance(value, tuple):  # RFC 2231: (charset, language, percent-decoded latin-1 text)
+        charset, _language, text = value
+        return decode_bytes(rfc2231_bytes(text.strip('"')), charset or None)
+    # Outlook puts RFC 2047 encoded-words inside quoted parameters; strip quotes first.
+    return decode_header(value.strip('"'))
