@@ -1,0 +1,209 @@
+"""The program mailbox over IMAP (imapclient): list, fetch and move messages.
+
+:class:`Mailbox` is stateless about mail: it never decides what is new.
+Callers compare (folder, UIDVALIDITY, UID) with the database, fetch what
+they lack, and move a message only after their own transaction committed.
+Fetching uses BODY.PEEK[] so that the \\Seen flag of staff's mail client is
+never touched.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import socket
+import ssl
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+
+from mailbot.config import ImapSettings
+from mailbot.errors import ImapError
+
+BATCH = 100  # UIDs per FETCH: large enough to be fast, small enough to bound memory
+# What imapclient and the socket layer raise (ssl.SSLError and timeouts are OSErrors).
+_NETWORK_ERRORS = (IMAPClientError, imaplib.IMAP4.error, OSError)
+
+
+@dataclass(frozen=True)
+class FetchedMail:
+    """One raw message as the server holds it."""
+
+    uid: int
+    uidvalidity: int
+    arrived_at: datetime  # the server's INTERNALDATE, tz-aware UTC
+    raw: bytes
+
+
+class Mailbox:
+    """A connection to one folder: ``with Mailbox(settings) as box: box.select() …``."""
+
+    def __init__(self, settings: ImapSettings):
+        self.settings = settings
+        self._client: IMAPClient | None = None
+        self._uidvalidity: int | None = None
+        self._delimiter_known = False
+        self._delimiter_value: str | None = None
+
+    def __enter__(self) -> Mailbox:
+        self._client = self._connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except _NETWORK_ERRORS:
+            # The server may already have dropped us; nothing is lost by not saying goodbye.
+            _close_quietly(client)
+
+    # --- connecting --------------------------------------------------------
+
+    def _connect(self) -> IMAPClient:
+        with self._failing("connect"):
+            client = self._open()
+        with self._failing(f"login as {self.settings.username}"):
+            client.login(self.settings.username, self.settings.password)
+        return client
+
+    def _open(self) -> IMAPClient:
+        s = self.settings
+        tls = s.security == "tls"
+        context = ssl.create_default_context() if s.security != "none" else None
+        client = IMAPClient(s.host, port=s.port, use_uid=True, ssl=tls,
+                            ssl_context=context if tls else None, timeout=s.timeout_seconds)
+        client.normalise_times = False  # keep INTERNALDATE's zone instead of local naive time
+        _no_delay(client)
+        if s.security == "starttls":
+            client.starttls(context)
+        return client
+
+    @contextmanager
+    def _failing(self, what: str, folder: str | None = None) -> Iterator[None]:
+        """Turn library/socket errors into ImapError naming host, folder and the step."""
+        try:
+            yield
+        except _NETWORK_ERRORS as exc:
+            s = self.settings
+            where = f"{s.host}:{s.port}" + (f" folder {folder!r}" if folder else "")
+            raise ImapError(f"IMAP {where}: {what} failed: {exc}") from exc
+
+    @property
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            raise ImapError("mailbox is not open: use it as a context manager")
+        return self._client
+
+    # --- folders -----------------------------------------------------------
+
+    def select(self) -> int:
+        """Select the configured folder; create processed/quarantine if missing; UIDVALIDITY."""
+        s = self.settings
+        for folder in (s.processed_folder, s.quarantine_folder):
+            self._ensure_folder(folder)
+        with self._failing("select", s.folder):
+            info = self.client.select_folder(self._server_name(s.folder))
+            self._uidvalidity = int(info[b"UIDVALIDITY"])
+        return self._uidvalidity
+
+    def _ensure_folder(self, folder: str) -> None:
+        name = self._server_name(folder)
+        with self._failing("create folder", folder):
+            if not self.client.folder_exists(name):
+                self.client.create_folder(name)
+
+    def _server_name(self, folder: str) -> str:
+        """Config names use "/" as the hierarchy separator; translate to the server's."""
+        delimiter = self._delimiter()
+        return folder.replace("/", delimiter) if delimiter else folder
+
+    def _delimiter(self) -> str | None:
+        """The server's hierarchy separator (LIST "" ""), asked once per connection."""
+        if not self._delimiter_known:
+            with self._failing("list hierarchy delimiter"):
+                listing = self.client.list_folders(directory="", pattern="")
+            raw = listing[0][1] if listing else None
+            self._delimiter_value = raw.decode() if isinstance(raw, bytes) else raw
+            self._delimiter_known = True
+        return self._delimiter_value
+
+    # --- messages ----------------------------------------------------------
+
+    def uids(self) -> list[int]:
+        """Every UID in the selected folder, ascending."""
+        with self._failing("search", self.settings.folder):
+            return sorted(self.client.search("ALL"))
+
+    def fetch(self, uids: Iterable[int]) -> Iterator[FetchedMail]:
+        """Raw messages ordered by (INTERNALDATE, UID); UIDs gone from the server are skipped."""
+        uidvalidity = self._selected()
+        arrived = self._internaldates(list(uids))
+        order = sorted(arrived, key=lambda uid: (arrived[uid], uid))
+        for start in range(0, len(order), BATCH):
+            batch = order[start:start + BATCH]
+            with self._failing("fetch", self.settings.folder):
+                bodies = self.client.fetch(batch, ["BODY.PEEK[]"])
+            for uid in batch:
+                if uid in bodies and b"BODY[]" in bodies[uid]:
+                    yield FetchedMail(uid, uidvalidity, arrived[uid], bytes(bodies[uid][b"BODY[]"]))
+
+    def _selected(self) -> int:
+        if self._uidvalidity is None:
+            raise ImapError("no folder selected: call select() first")
+        return self._uidvalidity
+
+    def _internaldates(self, uids: list[int]) -> dict[int, datetime]:
+        """INTERNALDATE of each UID (a cheap first pass so that bodies come out in order)."""
+        dates: dict[int, datetime] = {}
+        for start in range(0, len(uids), BATCH * 10):
+            with self._failing("fetch INTERNALDATE", self.settings.folder):
+                found = self.client.fetch(uids[start:start + BATCH * 10], ["INTERNALDATE"])
+            for uid, data in found.items():
+                dates[uid] = _utc(data[b"INTERNALDATE"])
+        return dates
+
+    def move(self, uid: int, folder: str) -> None:
+        """Move one message: MOVE if the server has it, else COPY + \\Deleted + UID EXPUNGE."""
+        target = self._server_name(folder)
+        with self._failing(f"move UID {uid} to {folder!r}", self.settings.folder):
+            if self._can_move():
+                self.client.move([uid], target)
+            else:
+                self.client.copy([uid], target)
+                self.client.add_flags([uid], [b"\\Deleted"])
+                self._expunge(uid)
+
+    def _can_move(self) -> bool:
+        return self.client.has_capability("MOVE")
+
+    def _expunge(self, uid: int) -> None:
+        if self.client.has_capability("UIDPLUS"):
+            self.client.uid_expunge([uid])
+        else:
+            # Without UIDPLUS only a plain EXPUNGE exists; it also removes other
+            # \Deleted messages, which on the program mailbox only mailbot sets.
+            self.client.expunge()
+
+
+def _no_delay(client: IMAPClient) -> None:
+    """Disable Nagle: small IMAP commands otherwise wait ~40 ms for delayed ACKs (pymap)."""
+    sock = client.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _close_quietly(client: IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except OSError:
+        pass  # the socket is already gone: exactly what we wanted
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:  # servers always send a zone; be safe anyway
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
