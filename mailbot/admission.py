@@ -1,0 +1,189 @@
+"""The queue and the cap: first come, first served, inside the caller's transaction.
+
+A complete application takes a place when one is free (state ``queued``),
+else joins the waiting list (``waitlisted``). Places taken are applications
+that are queued, adopted or further on; an incomplete, waiting, declined or
+withdrawn one holds none. Counting and taking happen in one transaction:
+on SQLite it begins with BEGIN IMMEDIATE (see db.py), elsewhere the queue
+lock row is read FOR UPDATE, so two processes can never both take the last
+place.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from mailbot import workflow
+from mailbot.config import ProgramSettings
+from mailbot.errors import WorkflowError
+from mailbot.models import Application, Counter
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+QUEUE_LOCK = "admission-lock"
+
+#: Applications that count as "this company already applied for this region".
+ACTIVE_STATES = workflow.PLACE_STATES | {"waitlisted"}
+#: Places beyond "queued": adopted and every later step.
+ADOPTED_STATES = workflow.PLACE_STATES - {"queued"}
+#: Where an application may be admitted from.
+ADMITTABLE_STATES = frozenset({"received", "needs_fix"})
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Where a complete application landed: queued at position N, or waitlisted at N."""
+
+    state: Literal["queued", "waitlisted"]
+    position: int
+
+
+def next_reception_number(session: Session, prefix: str, year: int) -> str:
+    """The next number of the year, e.g. "TS-2026-0001" (a Counter row per prefix and year)."""
+    name = f"reception:{prefix}:{year}"
+    counter = session.exec(select(Counter).where(Counter.name == name).with_for_update()).first()
+    if counter is None:
+        counter = Counter(name=name, value=0)
+    counter.value += 1
+    session.add(counter)
+    session.flush()
+    return f"{prefix}-{year}-{counter.value:04d}"
+
+
+def is_open(program: ProgramSettings, arrived_at: datetime) -> bool:
+    """True when the arrival day in Tokyo is within [opens, closes]; naive times are UTC."""
+    day = as_utc(arrived_at).astimezone(TOKYO).date()
+    return program.opens <= day <= program.closes
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken as UTC (SQLite returns stored times naive)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def admit(
+    session: Session, app: Application, *, arrived_at: datetime, uid: int,
+    program: ProgramSettings, actor: str = "service", raw_message_id: int | None = None,
+) -> Admission:
+    """Queue a complete application if a place is free, else put it on the waiting list."""
+    if app.state not in ADMITTABLE_STATES:
+        raise WorkflowError(f"application {app.reception_number}: cannot admit from {app.state!r}")
+    _lock_queue(session)
+    taken = _count(session, workflow.PLACE_STATES)
+    if taken < program.cap:
+        admission = Admission("queued", taken + 1)
+        reason = f"complete; place {admission.position} of {program.cap}"
+    else:
+        admission = Admission("waitlisted", _count(session, {"waitlisted"}) + 1)
+        reason = f"complete; cap of {program.cap} reached, waiting list {admission.position}"
+    app.queued_at, app.queued_uid, app.position = as_utc(arrived_at), uid, admission.position
+    workflow.move(session, app, admission.state, actor=actor, reason=reason,
+                  raw_message_id=raw_message_id)
+    return admission
+
+
+def promote_next(session: Session, program: ProgramSettings, *, actor: str, reason: str) -> Application | None:
+    """After a withdrawal or decline: the first on the waiting list takes a free place."""
+    _lock_queue(session)
+    taken = _count(session, workflow.PLACE_STATES)
+    first = waiting_list(session)[:1]
+    if taken >= program.cap or not first:
+        return None
+    first[0].position = taken + 1
+    workflow.move(session, first[0], "queued", actor=actor, reason=reason)
+    return first[0]
+
+
+def queue(session: Session) -> list[Application]:
+    """Queued applications in arrival order (the server's time, then its UID)."""
+    return _in_order(session, "queued")
+
+
+def waiting_list(session: Session) -> list[Application]:
+    """Waitlisted applications in arrival order."""
+    return _in_order(session, "waitlisted")
+
+
+def find_duplicate(
+    session: Session, *, corporate_number: str | None, company_name: str | None,
+    country: str | None, exclude_id: int | None = None,
+) -> Application | None:
+    """The same company's active application for the same region, if there is one.
+
+    Same company: the same corporate number when both have one; otherwise the
+    same company name after normalising (NFKC, spaces, ㈱ = 株式会社).
+    """
+    if not country:
+        return None
+    query = (
+        select(Application)
+        .where(Application.country == country, Application.state.in_(ACTIVE_STATES))
+        .order_by(Application.id)
+    )
+    for row in session.exec(query):
+        if row.id != exclude_id and _same_company(row, corporate_number, company_name):
+            return row
+    return None
+
+
+def cap_status(session: Session, program: ProgramSettings) -> dict[str, int]:
+    """The numbers for the digest: limit, adopted, queued, waitlisted, taken, remaining."""
+    adopted = _count(session, ADOPTED_STATES)
+    queued = _count(session, {"queued"})
+    taken = adopted + queued
+    return {
+        "limit": program.cap, "adopted": adopted, "queued": queued,
+        "waitlisted": _count(session, {"waitlisted"}),
+        "taken": taken, "remaining": max(0, program.cap - taken),
+    }
+
+
+def normalise_company_name(name: str) -> str:
+    """NFKC, no spaces, case-folded, (株)/(有) spelt out: "㈱ サンプル" == "株式会社サンプル"."""
+    text = unicodedata.normalize("NFKC", name)
+    text = text.replace("(株)", "株式会社").replace("(有)", "有限会社")
+    return re.sub(r"\s+", "", text).casefold()
+
+
+def _digits(number: str | None) -> str:
+    return re.sub(r"\D", "", unicodedata.normalize("NFKC", number or ""))
+
+
+def _same_company(row: Application, corporate_number: str | None, company_name: str | None) -> bool:
+    ours, theirs = _digits(corporate_number), _digits(row.corporate_number)
+    if ours and theirs:
+        return ours == theirs
+    if not company_name or not row.company_name:
+        return False
+    return normalise_company_name(company_name) == normalise_company_name(row.company_name)
+
+
+def _count(session: Session, states) -> int:
+    query = select(func.count()).select_from(Application).where(Application.state.in_(states))
+    return session.exec(query).one()
+
+
+def _in_order(session: Session, state: str) -> list[Application]:
+    query = (
+        select(Application)
+        .where(Application.state == state)
+        .order_by(Application.queued_at, Application.queued_uid, Application.id)
+    )
+    return list(session.exec(query))
+
+
+def _lock_queue(session: Session) -> None:
+    """Serialise admissions on databases without BEGIN IMMEDIATE (row lock on PostgreSQL)."""
+    query = select(Counter).where(Counter.name == QUEUE_LOCK).with_for_update()
+    if session.exec(query).first() is None:
+        session.add(Counter(name=QUEUE_LOCK, value=0))
+        session.flush()
