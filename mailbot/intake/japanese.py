@@ -201,10 +201,11 @@ def decode_header(value: str) -> str:
         between = value[pos:match.start()]
         charset, data = match.group(1).lower(), _word_bytes(match.group(2), match.group(3))
         if pending and pending[0] == charset and not between.strip():
-            pending[1].extend(data)  # RFC 2047 §6.2: whitespace between words is dropped
+            pending[1].extend(data)  # one byte stream: a character may span two words
         else:
             _flush(out, pending)
-            out.append(decode_raw(between))
+            if not (pending and not between.strip()):  # RFC 2047 §6.2: drop space between words
+                out.append(decode_raw(between))
             pending = (charset, bytearray(data))
         pos = match.end()
     _flush(out, pending)
