@@ -45,6 +45,8 @@ _ESCAPES = {
     b"\x1b$(O": "jis",
 }
 
+_LABEL = re.compile(r"[a-z0-9][a-z0-9._:+-]*\Z")
+
 # Every label that means "ISO-2022-JP as Windows writes it".
 _JIS_LABELS = {
     "iso-2022-jp", "iso2022jp", "iso2022-jp", "csiso2022jp", "iso-2022-jp-1",
@@ -70,7 +72,10 @@ def codec_name(label: str) -> str:
 
 def decode(data: bytes, label: str, errors: str = "strict") -> str:
     """Decode bytes labelled ``label``; raises LookupError for an unknown label."""
-    return codecs.decode(data, codec_name(label), errors)
+    name = codec_name(label)
+    if not _LABEL.match(name):  # junk such as NUL in a label would raise ValueError deep inside
+        raise LookupError(f"not a charset name: {label!r}")
+    return codecs.decode(data, name, errors)
 
 
 def jis_to_sjis(j1: int, j2: int) -> tuple[int, int]:
@@ -219,12 +224,13 @@ def _flush(out: list[str], pending: tuple[str, bytearray] | None) -> None:
 
 
 def _word_bytes(encoding: str, text: str) -> bytes:
+    ascii_text = text.encode("ascii", "ignore")  # stray 8-bit bytes cannot be base64/QP anyway
     if encoding in "Bb":
         try:
-            return base64.b64decode(text + "=" * (-len(text) % 4))
+            return base64.b64decode(ascii_text + b"=" * (-len(ascii_text) % 4))
         except binascii.Error:
-            return text.encode("ascii", "replace")
-    return quopri.decodestring(text.replace("_", " ").encode("ascii", "replace"), header=True)
+            return ascii_text  # broken base64: show the word rather than lose the header
+    return quopri.decodestring(ascii_text.replace(b"_", b" "), header=True)
 
 
 def decode_raw(value: str) -> str:

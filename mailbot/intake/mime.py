@@ -9,8 +9,14 @@ of 7bit/8bit parts and garbles CP932 extensions (see
 
 from __future__ import annotations
 
+import base64
+import binascii
+import email
+import logging
+import quopri
 import re
 from datetime import datetime
+from email.errors import MessageError
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
@@ -21,6 +27,8 @@ from mailparser.exceptions import MailParserError
 from mailbot.errors import ParseError
 from mailbot.intake.japanese import decode_bytes, decode_header, decode_raw, rfc2231_bytes
 from mailbot.intake.message import Attachment, InboundMessage
+
+log = logging.getLogger(__name__)
 
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 
@@ -55,8 +63,11 @@ def _load(raw: bytes) -> Message:
         raise ParseError("empty message")
     try:
         msg = mailparser.parse_from_bytes(raw).message
-    except MailParserError as exc:
-        raise ParseError(f"mail-parser failed: {exc}") from exc
+    except (MailParserError, MessageError, ValueError) as exc:
+        # mail-parser decodes headers eagerly and trips over broken encoded-words
+        # that we decode leniently; its message object is the stdlib's, so build that.
+        log.warning("mail-parser failed (%s); using the standard parser", exc)
+        msg = email.message_from_bytes(raw)
     if not msg.keys():
         raise ParseError("no header fields: not an e-mail message")
     return msg
@@ -153,13 +164,33 @@ def _leaves(msg: Message, nested: bool):
     if msg.get_content_maintype() == "message":
         if not nested:
             return
-        for inner in msg.get_payload() or []:
+        for inner in _inner_messages(msg):
             yield from _leaves(inner, nested)
     elif msg.is_multipart():
         for part in msg.get_payload():
             yield from _leaves(part, nested)
     else:
         yield msg
+
+
+def _inner_messages(part: Message) -> list[Message]:
+    """The messages inside a message/* part, undoing a transfer encoding if one was used.
+
+    RFC 2046 forbids base64/quoted-printable on message/rfc822, but some
+    mailers do it; the parser then sees one header-less message of encoded text.
+    """
+    payload = part.get_payload()
+    if not isinstance(payload, list):
+        return []
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if encoding in ("base64", "quoted-printable") and len(payload) == 1 and not payload[0].keys():
+        text = str(payload[0].get_payload()).encode("ascii", "ignore")  # base64/QP are ASCII
+        try:
+            data = base64.b64decode(text) if encoding == "base64" else quopri.decodestring(text)
+        except binascii.Error:
+            return payload
+        return [email.message_from_bytes(data)]
+    return payload
 
 
 class _HtmlText(HTMLParser):

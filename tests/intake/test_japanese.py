@@ -112,3 +112,10 @@ def _b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+def test_junk_charset_labels_fall_back_to_sniffing():
+    with pytest.raises(LookupError):
+        decode(b"x", "utf\x00-8")
+    assert japanese.decode_bytes("①".encode(), "no-such-charset") == "①"
+    assert japanese.decode_bytes(b"\x87\x40", "utf\x00-8") == "①"

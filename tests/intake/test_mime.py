@@ -169,3 +169,20 @@ def test_absent_return_path_is_none():
 def test_not_a_mail_raises_parse_error(raw):
     with pytest.raises(ParseError):
         parse(raw)
+
+
+def test_forwarded_message_in_base64_is_still_searched():
+    # Forbidden by RFC 2046, sent anyway by some mailers.
+    inner = mail("From: b@example.jp", "Content-Type: multipart/mixed; boundary=IN", body=(
+        b"--IN\r\n" + pdf_part('Content-Disposition: attachment; filename="form.pdf"') + b"\r\n--IN--\r\n"))
+    forwarded = mail("Content-Type: message/rfc822", "Content-Transfer-Encoding: base64",
+                     body=base64.encodebytes(inner).replace(b"\n", b"\r\n"))
+    msg = parse(multipart_with(mail("Content-Type: text/plain", body=b"fwd"), forwarded))
+    assert [(a.filename, a.data) for a in msg.attachments] == [("form.pdf", PDF)]
+
+
+def test_broken_encoded_word_in_from_does_not_lose_the_mail():
+    # mail-parser raises on this header; the message must still parse.
+    msg = parse(mail("From: =?utf-8?B?5L2=Q?= <sato@example.jp>", "Subject: x", body=b"body"))
+    assert msg.sender == "sato@example.jp"
+    assert msg.text == "body"
