@@ -198,24 +198,22 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 def decode_header(value: str) -> str:
     """A header value as text: unfolded, encoded-words and raw 8-bit bytes decoded."""
-    value = _FOLD.sub("", value)
     out: list[str] = []
     pending: tuple[str, bytearray] | None = None  # (charset, bytes) of joined words
     pos = 0
+    value = _FOLD.sub("", value)
     for match in _ENCODED_WORD.finditer(value):
-        between = value[pos:match.start()]
+        between, pos = value[pos:match.start()], match.end()
         charset, data = match.group(1).lower(), _word_bytes(match.group(2), match.group(3))
         if pending and pending[0] == charset and not between.strip():
             pending[1].extend(data)  # one byte stream: a character may span two words
-        else:
-            _flush(out, pending)
-            if not (pending and not between.strip()):  # RFC 2047 §6.2: drop space between words
-                out.append(decode_raw(between))
-            pending = (charset, bytearray(data))
-        pos = match.end()
+            continue
+        _flush(out, pending)
+        if not (pending and not between.strip()):  # RFC 2047 §6.2: drop space between words
+            out.append(decode_raw(between))
+        pending = (charset, bytearray(data))
     _flush(out, pending)
-    out.append(decode_raw(value[pos:]))
-    return "".join(out)
+    return "".join(out) + decode_raw(value[pos:])
 
 
 def _flush(out: list[str], pending: tuple[str, bytearray] | None) -> None:

@@ -184,13 +184,17 @@ def _inner_messages(part: Message) -> list[Message]:
         return []
     encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
     if encoding in ("base64", "quoted-printable") and len(payload) == 1 and not payload[0].keys():
-        text = str(payload[0].get_payload()).encode("ascii", "ignore")  # base64/QP are ASCII
-        try:
-            data = base64.b64decode(text) if encoding == "base64" else quopri.decodestring(text)
-        except binascii.Error:
-            return payload
-        return [email.message_from_bytes(data)]
+        return [_decoded_message(payload[0], encoding)]
     return payload
+
+
+def _decoded_message(encoded: Message, encoding: str) -> Message:
+    text = str(encoded.get_payload()).encode("ascii", "ignore")  # base64/QP text is ASCII
+    try:
+        data = base64.b64decode(text) if encoding == "base64" else quopri.decodestring(text)
+    except binascii.Error:
+        return encoded  # not decodable after all: keep what the parser saw
+    return email.message_from_bytes(data)
 
 
 class _HtmlText(HTMLParser):
