@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from mailbot.config import ImapSettings
 from tests import dovecot as dovecot_server
 
 # --- IMAP: Dovecot 2.3 ------------------------------------------------------
@@ -30,7 +31,7 @@ def dovecot():
 
 
 @pytest.fixture
-def imap_settings(dovecot, request) -> "dovecot_server.ImapSettings":
+def imap_settings(dovecot, request) -> ImapSettings:
     """ImapSettings (security none, folder INBOX) for a fresh, empty mailbox of this test."""
     prefix = re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20] or "user"
     return dovecot.settings(dovecot.new_user(prefix))
