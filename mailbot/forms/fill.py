@@ -294,7 +294,8 @@ def render_application(values: dict, *, seal: str = "red", seal_kind: str = "vec
     if seal not in SEALS or seal_kind not in ("vector", "image"):
         raise ValueError(f"unknown seal {seal!r} / seal_kind {seal_kind!r}")
     buf = io.BytesIO()
-    canvas = Canvas(buf, pagesize=A4, pageCompression=1)
+    # invariant: no timestamp or random ID, so the same values give the same bytes
+    canvas = Canvas(buf, pagesize=A4, pageCompression=1, invariant=1)
     canvas.setTitle(layout.TITLE)
     pen = _Pen(canvas)
     _draw_header(pen, values)
