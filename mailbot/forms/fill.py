@@ -231,10 +231,11 @@ def _seal_image(chars: str, rgb: tuple[float, float, float]) -> ImageReader:
     img = Image.new("RGBA", (size, size), (255, 255, 255, 0))
     draw = ImageDraw.Draw(img)
     draw.ellipse((6, 6, size - 6, size - 6), outline=colour, width=12)
-    font = _pil_font(int(size * 0.8 / max(len(chars), 1)))
-    step = size * 0.8 / max(len(chars), 1)
+    px = int(size * 0.66 / max(len(chars), 1))
+    font = _pil_font(px)
     for i, ch in enumerate(chars):  # stacked vertically, as hanko are cut
-        draw.text((size / 2, size * 0.1 + step * (i + 0.5)), ch, fill=colour, font=font, anchor="mm")
+        y = size / 2 + px * (i - (len(chars) - 1) / 2)
+        draw.text((size / 2, y), ch, fill=colour, font=font, anchor="mm")
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return ImageReader(io.BytesIO(buf.getvalue()))
@@ -274,7 +275,7 @@ def _draw_seal(pen: _Pen, values: dict, seal: str, seal_kind: str) -> None:
         return
     x, top = pen.seal_mark
     if seal == "misplaced":  # the bottom margin, far from the 代表者氏名 row
-        x, top = PAGE_W - MARGIN - 60, PAGE_H - 32 - SEAL_RADIUS * 0
+        x, top = PAGE_W - MARGIN - 60, PAGE_H - 32  # centre 32 pt above the bottom edge
     rgb = (0.08, 0.08, 0.08) if seal == "black" else VERMILION
     chars = _seal_chars(values)
     if seal_kind == "image":

@@ -28,7 +28,7 @@ from pypdf.errors import PyPdfError
 from mailbot.errors import PdfError
 from mailbot.forms import layout
 from mailbot.forms.fields import label_key, normalise, pledge_value
-from mailbot.forms.reading import FormReading
+from mailbot.forms.reading import FormReading, Seal
 from mailbot.forms.seal import NameRow, detect_seal
 
 MESSAGES = {
@@ -88,9 +88,9 @@ def _open(data: bytes) -> Iterator[pdfplumber.PDF]:
         raise _from_pdfminer(exc) from exc
     try:
         yield pdf
-    except PdfminerException as exc:
+    except PdfminerException as exc:  # pdfplumber's wrapper around page parsing
         raise _from_pdfminer(exc) from exc
-    except _PARSE_ERRORS as exc:
+    except PSException as exc:  # pdfminer's own, when raised unwrapped
         raise _error("broken") from exc
     finally:
         pdf.close()
@@ -190,13 +190,13 @@ def _text_lines(page) -> list[dict]:
 
 
 def name_row_from_lines(lines: list[dict]) -> NameRow | None:
-    """The 代表者氏名 row when it is not in a ruled table: its text line ±30 pt."""
+    """The 代表者氏名 row when it is not in a ruled table: its text line."""
     label = label_key(layout.field_by_key("representative_name").label)
     for line in lines:
         if label_key(line["text"]).startswith(label):
             chars = [c for c in line["chars"] if c["text"].strip()]
             x1 = chars[len(label) - 1]["x1"] if len(chars) >= len(label) else line["x1"]
-            return NameRow(line["top"] - 30, line["bottom"] + 30, x1)
+            return NameRow(line["top"], line["bottom"], x1)  # is_near adds the slack
     return None
 
 
@@ -258,24 +258,37 @@ def _strip_seal_mark(text: str) -> str:
 
 # ---------------------------------------------------------------- the whole PDF
 
-def _read_page(data: bytes, page, page_no: int) -> FormReading:
-    """Fields and seal of the form page (1-based ``page_no``)."""
+def _read_page(data: bytes, page, page_no: int) -> tuple[dict[str, str], Seal]:
+    """Raw cell texts and the seal of the form page (1-based ``page_no``)."""
     clean = page.filter(_not_seal_ink)
     seal = detect_seal(data, page_no, name_row(clean))
     if seal.present and seal.color != "red" and seal.bbox:
         clean = _stamp_text_filter(clean, seal)
-    fields, originals = _normalised(_cell_texts(clean))
-    return FormReading("application", "text", 0, page_no, fields, originals, seal)
+    return _cell_texts(clean), seal
+
+
+def _continuation(pdf: pdfplumber.PDF, index: int) -> dict[str, str]:
+    """Raw texts from the page after the form (0-based ``index``): a form may take two."""
+    if index >= len(pdf.pages):
+        return {}
+    page = pdf.pages[index]
+    try:
+        return _cell_texts(page.filter(_not_seal_ink))
+    finally:
+        page.close()
 
 
 def _find_form(data: bytes, pdf: pdfplumber.PDF) -> FormReading | None:
-    """Read the first page that is our form; None when no page is."""
+    """Read the first page that is our form (and the page after it); None if none is."""
     for number, page in enumerate(pdf.pages, start=1):
         try:
-            if is_form_text(page.filter(_not_seal_ink).extract_text() or ""):
-                return _read_page(data, page, number)
+            if not is_form_text(page.filter(_not_seal_ink).extract_text() or ""):
+                continue
+            raw, seal = _read_page(data, page, number)
         finally:
             page.close()  # pdfplumber caches every object of a page until closed
+        raw = _continuation(pdf, number) | raw  # the form page wins on a clash
+        return FormReading("application", "text", 0, number, *_normalised(raw), seal)
     return None
 
 
