@@ -1,0 +1,265 @@
+"""The outbox: replies are rows written with the change that caused them, then sent.
+
+``enqueue`` adds a row to the caller's session (it commits with the state
+change, or not at all). ``drain`` sends the due rows over one SMTP
+connection and marks each one sent in its own small transaction as soon as
+the server has accepted it, so a crash can at worst resend the one message
+in flight, never the whole batch. Failures: a temporary one (no connection,
+4xx) is retried later with exponential backoff; a permanent one (5xx) or the
+last allowed attempt marks the row "failed" for staff to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from zoneinfo import ZoneInfo
+
+import aiosmtplib
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from mailbot.config import SmtpSettings
+from mailbot.db import transaction
+from mailbot.models import OutboxMessage
+from mailbot.render import one_line
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+BACKOFF_START = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=1)
+_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
+
+
+@dataclass
+class DrainResult:
+    """What one drain did: sent, put back for a later retry, given up on."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class _Failure(Exception):
+    """Why one row was not sent; ``permanent`` when retrying cannot help."""
+
+    def __init__(self, text: str, *, permanent: bool, connection_lost: bool = False):
+        super().__init__(text)
+        self.permanent = permanent
+        self.connection_lost = connection_lost
+
+
+# --- enqueue ----------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session, *, kind: str, to: list[str], subject: str, body: str, from_address: str,
+    in_reply_to: str | None = None, references: tuple[str, ...] | list[str] = (),
+    application_id: int | None = None, raw_message_id: int | None = None, automatic: bool = True,
+) -> OutboxMessage:
+    """Add a mail to send to the caller's session; its Message-ID is fixed here."""
+    row = OutboxMessage(
+        kind=kind, to_addrs=unique_addresses(to), subject=one_line(subject), body=body,
+        message_id=make_msgid(domain=_domain(from_address)),
+        in_reply_to=one_line(in_reply_to) if in_reply_to else None,
+        references=_references(references, in_reply_to), automatic=automatic,
+        application_id=application_id, raw_message_id=raw_message_id,
+    )
+    session.add(row)
+    return row
+
+
+def unique_addresses(addresses: list[str]) -> list[str]:
+    """Bare addresses, first spelling kept, duplicates dropped case-insensitively."""
+    seen: dict[str, str] = {}
+    for address in addresses:
+        address = address.strip()
+        if not _ADDRESS.fullmatch(address):
+            raise ValueError(f"not a bare e-mail address: {address!r}")
+        seen.setdefault(address.lower(), address)
+    if not seen:
+        raise ValueError("a mail needs at least one recipient")
+    return list(seen.values())
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"
+
+
+def _references(references, in_reply_to: str | None) -> list[str]:
+    """Their References, then their Message-ID (RFC 5322 threading), each once, one line each."""
+    chain = [one_line(ref) for ref in references if ref and ref.strip()]
+    if in_reply_to and one_line(in_reply_to) not in chain:
+        chain.append(one_line(in_reply_to))
+    return list(dict.fromkeys(chain))
+
+
+# --- the message --------------------------------------------------------------
+
+
+def build_email(row: OutboxMessage, smtp: SmtpSettings) -> EmailMessage:
+    """The row as a UTF-8 message with threading and (on automatic replies) RFC 3834 headers."""
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = Address(display_name=smtp.from_name, addr_spec=smtp.from_address)
+    msg["To"] = ", ".join(row.to_addrs)
+    msg["Subject"] = one_line(row.subject)
+    msg["Date"] = format_datetime(_utc(row.created_at).astimezone(TOKYO))
+    msg["Message-ID"] = row.message_id
+    if row.in_reply_to:
+        msg["In-Reply-To"] = row.in_reply_to
+    if row.references:
+        msg["References"] = " ".join(row.references)
+    if row.automatic:
+        # RFC 3834 and what Exchange and list servers honour: never answer this one.
+        msg["Auto-Submitted"] = "auto-replied"
+        msg["X-Auto-Response-Suppress"] = "All"
+        msg["X-Loop"] = smtp.from_address
+    cte = "7bit" if row.body.isascii() else "base64"  # no 8BITMIME needed anywhere
+    msg.set_content(row.body, charset="utf-8", cte=cte)
+    return msg
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC (SQLite gives stored datetimes back naive; they were stored as UTC)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def backoff(attempts: int) -> timedelta:
+    """1 min, 2, 4, 8 … after the 1st, 2nd, 3rd, 4th … failure; never more than an hour."""
+    return min(BACKOFF_START * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+
+
+# --- drain ----------------------------------------------------------------------
+
+
+async def drain(
+    engine: Engine, smtp: SmtpSettings, *, now: datetime | None = None, limit: int | None = None,
+) -> DrainResult:
+    """Send the due pending rows in id order over one connection; see the module docstring."""
+    now = _utc(now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    due = _due(engine, now, limit)
+    result = DrainResult()
+    if not due:
+        return result
+    client: aiosmtplib.SMTP | None = None
+    lost: _Failure | None = None  # once the connection is gone, the rest wait for next time
+    try:
+        client = await _connect(smtp)
+    except _Failure as exc:
+        lost = exc
+    for row in due:
+        lost = await _deliver(engine, client, row, smtp, now, result, lost)
+    if client is not None:
+        await _quit(client)
+    return result
+
+
+def send_pending(engine: Engine, smtp: SmtpSettings, **kwargs) -> DrainResult:
+    """``drain`` for callers without an event loop (the CLI, the scheduler's thread)."""
+    return asyncio.run(drain(engine, smtp, **kwargs))
+
+
+def _due(engine: Engine, now: datetime, limit: int | None) -> list[OutboxMessage]:
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    with transaction(engine) as session:
+        return list(session.exec(query))
+
+
+async def _connect(smtp: SmtpSettings) -> aiosmtplib.SMTP:
+    """One connection (TLS, STARTTLS or plain) and a login when a username is set."""
+    client = aiosmtplib.SMTP(
+        hostname=smtp.host, port=smtp.port, timeout=smtp.timeout_seconds,
+        use_tls=smtp.security == "tls", start_tls=smtp.security == "starttls",
+    )
+    try:
+        await client.connect()
+        if smtp.username:
+            await client.login(smtp.username, smtp.password)
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        # Refused, unreachable, TLS or login trouble: all of it may be fixed by the
+        # time of the next try (a server back up, a password corrected), so temporary.
+        raise _Failure(f"connect {smtp.host}:{smtp.port}: {exc}", permanent=False,
+                       connection_lost=True) from None
+    return client
+
+
+async def _deliver(
+    engine: Engine, client: aiosmtplib.SMTP | None, row: OutboxMessage, smtp: SmtpSettings,
+    now: datetime, result: DrainResult, lost: _Failure | None,
+) -> _Failure | None:
+    """Send one row (unless the connection is lost) and record the outcome; returns ``lost``."""
+    failure = lost
+    if lost is None:
+        try:
+            refused = await _send(client, row, smtp)
+        except _Failure as exc:
+            failure = exc
+        else:
+            _mark_sent(engine, row.id, refused)
+            result.sent += 1
+            return None
+    _mark_failed(engine, row.id, failure, smtp, now, result)
+    return failure if failure.connection_lost else None
+
+
+async def _send(client: aiosmtplib.SMTP, row: OutboxMessage, smtp: SmtpSettings) -> str | None:
+    """Hand one message to the server; the refused recipients when only some were refused."""
+    message = build_email(row, smtp)
+    try:
+        errors, _ = await client.send_message(
+            message, sender=smtp.from_address, recipients=row.to_addrs)
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [refusal.code for refusal in exc.recipients]
+        raise _Failure(f"all recipients refused: {exc}", permanent=min(codes) >= 500) from None
+    except aiosmtplib.SMTPResponseException as exc:
+        raise _Failure(f"{exc.code} {exc.message}", permanent=exc.code >= 500) from None
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise _Failure(f"connection lost: {exc}", permanent=False, connection_lost=True) from None
+    if errors:
+        return "; ".join(f"{addr}: {resp.code} {resp.message}" for addr, resp in errors.items())
+    return None
+
+
+def _mark_sent(engine: Engine, row_id: int, refused: str | None) -> None:
+    with transaction(engine) as session:
+        row = session.get(OutboxMessage, row_id)
+        row.status, row.sent_at = "sent", datetime.now(timezone.utc)
+        row.attempts += 1
+        row.last_error = f"some recipients refused: {refused}" if refused else None
+
+
+def _mark_failed(
+    engine: Engine, row_id: int, failure: _Failure, smtp: SmtpSettings, now: datetime,
+    result: DrainResult,
+) -> None:
+    with transaction(engine) as session:
+        row = session.get(OutboxMessage, row_id)
+        row.attempts += 1
+        row.last_error = str(failure)
+        if failure.permanent or row.attempts >= smtp.max_attempts:
+            row.status = "failed"
+            result.failed += 1
+        else:
+            row.next_attempt_at = now + backoff(row.attempts)
+            result.retried += 1
+    result.errors.append(f"outbox {row_id}: {failure}")
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    if not client.is_connected:
+        return
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        client.close()  # the mail is already accepted; a rude goodbye changes nothing

@@ -1,0 +1,181 @@
+"""The outbox against a real SMTP server (SmtpSink): headers, Japanese, retries, failures, no resends."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlmodel import select
+
+from mailbot.config import SmtpSettings
+from mailbot.db import make_engine, transaction
+from mailbot.models import OutboxMessage
+from mailbot.outbox import backoff, build_email, drain, enqueue, send_pending
+from mailbot.sink import SmtpSink, free_port
+
+FROM = "chizai@jetro.example.jp"
+SUBJECT = "【海外における営業秘密漏えい対策支援事業】申請書受付のお知らせ（受付番号：TS-2024-0001）"
+BODY = "株式会社サンプル精機\n田中 花子 様\n\n申請書を受け付けました。①㈱髙〜\n"
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return make_engine(f"sqlite:///{tmp_path / 'mailbot.db'}")
+
+
+def settings(port: int, **kw) -> SmtpSettings:
+    return SmtpSettings(host="127.0.0.1", port=port, security="none", from_address=FROM,
+                        from_name="ジェトロ知的財産課", timeout_seconds=5, **kw)
+
+
+def queue_mail(engine, to=("tanaka@example.co.jp",), **kw) -> int:
+    with transaction(engine) as session:
+        row = enqueue(session, kind="receipt", to=list(to), subject=SUBJECT, body=BODY,
+                      from_address=FROM, **kw)
+        session.flush()
+        return row.id
+
+
+def row(engine, row_id: int) -> OutboxMessage:
+    with transaction(engine) as session:
+        return session.get(OutboxMessage, row_id)
+
+
+def test_enqueue_dedups_recipients_and_fixes_the_message_id(engine):
+    with transaction(engine) as session:
+        queued = enqueue(session, kind="receipt", to=["Tanaka@Example.co.jp", " tanaka@example.co.jp",
+                                                     "sato@example.co.jp"],
+                         subject="a\r\nBcc: x@y.z", body="x", from_address=FROM,
+                         in_reply_to="<their@example.co.jp>", references=["<first@example.co.jp>"])
+    assert queued.to_addrs == ["Tanaka@Example.co.jp", "sato@example.co.jp"]
+    assert queued.message_id.startswith("<") and queued.message_id.endswith("@jetro.example.jp>")
+    assert queued.subject == "a Bcc: x@y.z"
+    assert queued.references == ["<first@example.co.jp>", "<their@example.co.jp>"]
+    with transaction(engine) as session:
+        assert session.exec(select(OutboxMessage)).one().status == "pending"
+
+
+@pytest.mark.parametrize("to", [[], ["not an address"], ["a@b.jp\r\nBcc: c@d.jp"]])
+def test_enqueue_refuses_bad_recipients(engine, to):
+    with transaction(engine) as session, pytest.raises(ValueError):
+        enqueue(session, kind="receipt", to=to, subject="s", body="b", from_address=FROM)
+
+
+def test_delivered_with_headers_and_japanese_intact(engine):
+    row_id = queue_mail(engine, to=("tanaka@example.co.jp", "info@example.co.jp"),
+                        in_reply_to="<app-1@example.co.jp>", references=("<root@example.co.jp>",),
+                        application_id=None)
+    with SmtpSink() as sink:
+        result = send_pending(engine, settings(sink.port))
+        (got,) = sink.wait_for(1)
+    assert (result.sent, result.retried, result.failed) == (1, 0, 0)
+    msg = got.message
+    assert got.mail_from == FROM and got.rcpt_tos == ("tanaka@example.co.jp", "info@example.co.jp")
+    assert msg["Subject"] == SUBJECT
+    assert msg.get_content().replace("\r\n", "\n") == BODY  # text parts travel with CRLF
+    assert msg["From"].addresses[0].display_name == "ジェトロ知的財産課"
+    assert msg["From"].addresses[0].addr_spec == FROM
+    assert msg["To"] == "tanaka@example.co.jp, info@example.co.jp"
+    assert msg["Message-ID"] == row(engine, row_id).message_id and msg["Date"]
+    assert msg["In-Reply-To"] == "<app-1@example.co.jp>"
+    assert msg["References"] == "<root@example.co.jp> <app-1@example.co.jp>"
+    assert (msg["Auto-Submitted"], msg["X-Auto-Response-Suppress"], msg["X-Loop"]) == (
+        "auto-replied", "All", FROM)
+    assert msg.get_content_charset() == "utf-8" and got.content.isascii()  # no raw 8-bit
+    assert row(engine, row_id).status == "sent" and row(engine, row_id).sent_at
+
+
+def test_staff_mail_is_not_marked_automatic(engine):
+    with transaction(engine) as session:
+        queued = enqueue(session, kind="digest", to=["staff@jetro.example.jp"], subject="digest",
+                         body="plain ascii\n", from_address=FROM, automatic=False)
+    msg = build_email(queued, settings(25))
+    assert msg["Auto-Submitted"] is None and msg["X-Loop"] is None and msg["In-Reply-To"] is None
+
+
+def test_rows_go_in_id_order_and_nothing_is_sent_twice(engine):
+    ids = [queue_mail(engine, to=(f"c{n}@example.co.jp",)) for n in range(3)]
+    with SmtpSink() as sink:
+        first = send_pending(engine, settings(sink.port), limit=2)
+        second = send_pending(engine, settings(sink.port))
+        third = send_pending(engine, settings(sink.port))
+        got = sink.wait_for(3)
+    assert (first.sent, second.sent, third.sent) == (2, 1, 0)
+    assert [m.rcpt_tos[0] for m in got] == ["c0@example.co.jp", "c1@example.co.jp", "c2@example.co.jp"]
+    assert len(sink.messages) == 3 and all(row(engine, i).status == "sent" for i in ids)
+
+
+def test_server_down_then_up_retries_with_backoff(engine):
+    row_id = queue_mail(engine)
+    port = free_port()  # nothing listens here yet
+    t0 = datetime.now(timezone.utc)
+    down = send_pending(engine, settings(port), now=t0)
+    assert (down.sent, down.retried, down.failed) == (0, 1, 0)
+    waiting = row(engine, row_id)
+    assert waiting.status == "pending" and waiting.attempts == 1 and "connect" in waiting.last_error
+    due = waiting.next_attempt_at.replace(tzinfo=timezone.utc)  # stored as UTC
+    assert abs(due - (t0 + timedelta(minutes=1))) < timedelta(seconds=1)
+    with SmtpSink(port) as sink:
+        early = send_pending(engine, settings(port), now=t0 + timedelta(seconds=30))
+        assert (early.sent, early.retried) == (0, 0)  # not due yet: backoff respected
+        later = send_pending(engine, settings(port), now=t0 + timedelta(minutes=2))
+        sink.wait_for(1)
+    assert later.sent == 1 and row(engine, row_id).status == "sent" and len(sink.messages) == 1
+
+
+def test_backoff_doubles_and_stops_at_an_hour():
+    assert [backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
+    assert backoff(30) == timedelta(hours=1)
+
+
+def test_gives_up_after_max_attempts(engine):
+    row_id = queue_mail(engine)
+    port, now = free_port(), datetime.now(timezone.utc)
+    results = [send_pending(engine, settings(port, max_attempts=3), now=now + timedelta(hours=h))
+               for h in range(4)]
+    assert [(r.retried, r.failed) for r in results] == [(1, 0), (1, 0), (0, 1), (0, 0)]
+    assert row(engine, row_id).status == "failed" and row(engine, row_id).attempts == 3
+
+
+def test_permanent_refusal_fails_at_once_and_the_rest_still_go(engine):
+    bad = queue_mail(engine, to=("nobody@example.co.jp",))
+    good = queue_mail(engine)
+    with SmtpSink(refuse={"nobody@example.co.jp": "550 5.1.1 No such user"}) as sink:
+        result = send_pending(engine, settings(sink.port))
+        sink.wait_for(1)
+    assert (result.sent, result.retried, result.failed) == (1, 0, 1)
+    assert row(engine, bad).status == "failed" and "550" in row(engine, bad).last_error
+    assert row(engine, good).status == "sent"
+
+
+def test_temporary_refusal_is_retried(engine):
+    row_id = queue_mail(engine)
+    with SmtpSink(data_response="451 4.3.0 Mailbox busy") as sink:
+        now = datetime.now(timezone.utc)
+        busy = send_pending(engine, settings(sink.port), now=now)
+        sink.data_response = None
+        fine = send_pending(engine, settings(sink.port), now=now + timedelta(minutes=5))
+        sink.wait_for(1)
+    assert (busy.retried, fine.sent) == (1, 1)
+    assert row(engine, row_id).attempts == 2 and row(engine, row_id).status == "sent"
+
+
+def test_one_refused_recipient_among_several_still_sends(engine):
+    row_id = queue_mail(engine, to=("tanaka@example.co.jp", "gone@example.co.jp"))
+    with SmtpSink(refuse={"gone@example.co.jp": "550 5.1.1 No such user"}) as sink:
+        result = send_pending(engine, settings(sink.port))
+        (got,) = sink.wait_for(1)
+    assert result.sent == 1 and got.rcpt_tos == ("tanaka@example.co.jp",)
+    assert "gone@example.co.jp" in row(engine, row_id).last_error
+
+
+def test_login_when_a_username_is_set(engine):
+    queue_mail(engine)
+    with SmtpSink(auth=("mailbot", "pw")) as sink:
+        wrong = send_pending(engine, settings(sink.port, username="mailbot", password="bad"))
+        right = send_pending(engine, settings(sink.port, username="mailbot", password="pw"),
+                             now=datetime.now(timezone.utc) + timedelta(minutes=2))
+        (got,) = sink.wait_for(1)
+    assert (wrong.retried, right.sent) == (1, 1) and got.auth_user == "mailbot"
+
+
