@@ -66,6 +66,7 @@ class Renderer:
     def render(self, name: str, **context: Any) -> RenderedMail:
         """Render template ``name`` (e.g. "receipt"); TemplateError when missing or broken."""
         template = self._template(name)
+        context = with_application(context)
         for block in ("subject", "body"):
             if block not in template.blocks:
                 raise TemplateError(f"template {template.name}: no {{% block {block} %}}")
@@ -90,6 +91,20 @@ class Renderer:
     @staticmethod
     def _block(template: Template, block: str, context: dict[str, Any]) -> str:
         return "".join(template.blocks[block](template.new_context(context)))
+
+
+def with_application(context: dict[str, Any]) -> dict[str, Any]:
+    """Given ``app`` (an Application), its number and names fill what the caller left out."""
+    app = context.get("app")
+    if app is None:
+        return context
+    fields = getattr(app, "fields", None) or {}
+    derived = {
+        "reception_number": app.reception_number,
+        "company_name": app.company_name or fields.get("company_name"),
+        "contact_name": fields.get("contact_name"),
+    }
+    return {**{k: v for k, v in derived.items() if v}, **context}
 
 
 def _tidy(body: str) -> str:

@@ -91,6 +91,11 @@ class RuleSet:
         ranked = sorted(found.values(), key=lambda p: order.get(p.field, len(order)))
         return ranked + loose
 
+    @staticmethod
+    def errors(problems: list[Problem]) -> list[Problem]:
+        """The problems the applicant must fix (warnings only go to staff)."""
+        return [problem for problem in problems if problem.severity == "error"]
+
     @property
     def labels(self) -> dict[str, str]:
         return dict(self.context.labels)

@@ -37,7 +37,7 @@ class ReceivedMail:
     """One accepted message: the envelope, the bytes, and the bytes parsed."""
 
     mail_from: str
-    rcpt_tos: tuple[str, ...]
+    rcpt_tos: list[str]
     content: bytes
     message: EmailMessage
     auth_user: str | None = None
@@ -132,7 +132,7 @@ class SmtpSink:
 
     def _record(self, mail_from: str, rcpt_tos: list[str], content: bytes, user: str | None) -> None:
         message = BytesParser(policy=policy.default).parsebytes(content)
-        mail = ReceivedMail(mail_from, tuple(rcpt_tos), content, message, user)
+        mail = ReceivedMail(mail_from, list(rcpt_tos), content, message, user)
         with self._changed:
             self._messages.append(mail)
             self._changed.notify_all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -70,7 +71,7 @@ def test_delivered_with_headers_and_japanese_intact(engine):
         (got,) = sink.wait_for(1)
     assert (result.sent, result.retried, result.failed) == (1, 0, 0)
     msg = got.message
-    assert got.mail_from == FROM and got.rcpt_tos == ("tanaka@example.co.jp", "info@example.co.jp")
+    assert got.mail_from == FROM and got.rcpt_tos == ["tanaka@example.co.jp", "info@example.co.jp"]
     assert msg["Subject"] == SUBJECT
     assert msg.get_content().replace("\r\n", "\n") == BODY  # text parts travel with CRLF
     assert msg["From"].addresses[0].display_name == "ジェトロ知的財産課"
@@ -165,7 +166,7 @@ def test_one_refused_recipient_among_several_still_sends(engine):
     with SmtpSink(refuse={"gone@example.co.jp": "550 5.1.1 No such user"}) as sink:
         result = send_pending(engine, settings(sink.port))
         (got,) = sink.wait_for(1)
-    assert result.sent == 1 and got.rcpt_tos == ("tanaka@example.co.jp",)
+    assert result.sent == 1 and got.rcpt_tos == ["tanaka@example.co.jp"]
     assert "gone@example.co.jp" in row(engine, row_id).last_error
 
 
@@ -179,3 +180,11 @@ def test_login_when_a_username_is_set(engine):
     assert (wrong.retried, right.sent) == (1, 1) and got.auth_user == "mailbot"
 
 
+
+
+def test_nothing_due_means_no_connection_at_all(engine):
+    queue_mail(engine)
+    with transaction(engine) as session:
+        session.exec(select(OutboxMessage)).one().status = "sent"
+    result = asyncio.run(drain(engine, settings(free_port())))  # nothing listens: would be retried
+    assert (result.sent, result.retried, result.failed) == (0, 0, 0)

@@ -114,3 +114,25 @@ def test_a_template_without_blocks_is_an_error(tmp_path):
 def test_japanese_date():
     assert japanese_date(date(2025, 1, 31)) == "2025年1月31日（金）"
     assert japanese_date("2024-05-27") == "2024年5月27日（月）"
+
+
+def test_an_application_fills_number_and_names(renderer):
+    from mailbot.models import Application
+
+    app = Application(reception_number="TS-2024-0042", state="queued", sender="a@example.co.jp",
+                      company_name="株式会社サンプル精機", fields={"contact_name": "田中 花子"})
+    mail = renderer.render("receipt", app=app, program=PROGRAM, position=1, sender_name="Hanako")
+    assert "TS-2024-0042" in mail.subject
+    assert mail.body.startswith("株式会社サンプル精機\n田中 花子 様\n")
+
+
+def test_the_sender_name_greets_when_no_contact_is_known(renderer):
+    mail = renderer.render("closed", app=None, program=PROGRAM, reception_number=NUMBER,
+                           sender_name="田中")
+    assert mail.body.startswith("田中 様\n")
+
+
+def test_pdf_unreadable_without_an_application(renderer):
+    mail = renderer.render("pdf_unreadable", app=None, program=PROGRAM, reason="PDFではありません。")
+    assert mail.subject == f"【{PROGRAM.name}】添付ファイルを読み取れませんでした"
+    assert "受付番号（" not in mail.body and "理由：PDFではありません。" in mail.body

@@ -23,7 +23,7 @@ def test_records_envelope_bytes_and_parsed_message():
         with smtplib.SMTP("127.0.0.1", sink.port, timeout=5) as client:
             client.send_message(mail(), from_addr="a@example.jp", to_addrs=["b@example.jp", "c@example.jp"])
         (got,) = sink.wait_for(1, timeout=5)
-    assert got.mail_from == "a@example.jp" and got.rcpt_tos == ("b@example.jp", "c@example.jp")
+    assert got.mail_from == "a@example.jp" and got.rcpt_tos == ["b@example.jp", "c@example.jp"]
     assert b"Subject:" in got.content
     assert got.message["Subject"] == "件名テスト" and got.message.get_content().strip() == "本文です。"
 

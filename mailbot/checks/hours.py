@@ -9,7 +9,6 @@ judged at all then.
 
 from __future__ import annotations
 
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 

@@ -234,3 +234,10 @@ def test_messages_quote_the_value_on_one_short_line(rules):
     problem = only(rules.check(reading(employees="多数\r\nSubject: x" + "あ" * 80)))
     assert "\n" not in problem.message_ja and "\r" not in problem.message_ja
     assert "…" in problem.message_ja
+
+
+def test_errors_leave_warnings_to_staff(rules):
+    problems = rules.check(reading(seal=Seal(present=True, near_field=True, color="black"),
+                                   drop=("company_name",)))
+    assert codes(rules.errors(problems)) == ["company_name_missing"]
+    assert codes(problems) == ["company_name_missing", "seal_not_red"]
