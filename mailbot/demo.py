@@ -10,6 +10,7 @@ started. The demo program opens today, so it works on any date.
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -20,21 +21,26 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from email.header import decode_header, make_header
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from imapclient import IMAPClient
+from sqlmodel import Session, select
 
 from mailbot import PROJECT_ROOT, config, daemon, samples
 from mailbot import status as status_use_case
 from mailbot.forms.fill import render_application, sample_values
+from mailbot.models import RawMessage
 from mailbot.services import build
 from mailbot.sink import SmtpSink
 
+TOKYO = ZoneInfo("Asia/Tokyo")
 USER, PASSWORD = "chizai@example.jp", "demo-password"
 DEMO_CAP = 3
 
 
 def main() -> int:
     """Run the demo; 0 when every sample got the answer it should."""
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     with tempfile.TemporaryDirectory(prefix="mailbot-demo-") as tmp, \
             imap_server() as imap_port, SmtpSink() as sink:
         settings = demo_settings(Path(tmp), imap_port, sink.port)
@@ -44,6 +50,7 @@ def main() -> int:
         sink.wait_for(expected_replies, timeout=30)
         print(f"== one cycle: stored {report.poll.stored}, processed {report.poll.processed}, "
               f"moved {report.poll.moved}, replies sent {report.sent}\n")
+        print_arrivals(services)
         print_replies(sink)
         print("== the queue (mailbot status)\n")
         print(status_use_case.as_text(status_use_case.status(services.engine, settings.program)))
@@ -80,18 +87,22 @@ def drop_samples(port: int) -> int:
 
 def sample_mails() -> list[tuple[bool, bytes]]:
     """(is a reply due, raw mail) for each sample, in arrival order."""
-    def app(company, country, sender, seal="red", **overrides):
-        values = sample_values(company_name=company, country=country, contact_email=sender, **overrides)
+    def app(company, country, sender, contact, seal="red", **overrides):
+        values = sample_values(company_name=company, country=country, contact_email=sender,
+                               contact_name=contact, **overrides)
         return True, samples.application_mail(render_application(values, seal=seal), sender=sender)
 
     return [
-        app("株式会社サンプル精機", "VN", "tanaka@sample-seiki.example.jp"),
-        app("東洋テック株式会社", "TH", "sato@toyotech.example.jp", seal="none"),
-        app("株式会社みらい化成", "CN", "suzuki@mirai-kasei.example.jp",
+        app("株式会社サンプル精機", "VN", "tanaka@sample-seiki.example.jp", "田中 一郎"),
+        app("東洋テック株式会社", "TH", "sato@toyotech.example.jp", "佐藤 花子", seal="none"),
+        app("株式会社みらい化成", "CN", "suzuki@mirai-kasei.example.jp", "鈴木 次郎",
             corporate_number=None, pledge_publicity=False),
-        app("北星電機株式会社", "IN", "takahashi@hokusei.example.jp", corporate_number="1010401089234"),
-        app("株式会社青葉食品", "EU:DE", "ito@aoba-foods.example.jp", corporate_number="6011001035920"),
-        app("株式会社ひかり工業", "ID", "kato@hikari.example.jp", corporate_number="8010001034955"),
+        app("北星電機株式会社", "IN", "takahashi@hokusei.example.jp", "髙橋 三郎",
+            corporate_number="1010401089234"),
+        app("株式会社青葉食品", "EU:DE", "ito@aoba-foods.example.jp", "伊藤 由美",
+            corporate_number="6011001035920"),
+        app("株式会社ひかり工業", "ID", "kato@hikari.example.jp", "加藤 健",
+            corporate_number="8010001034955"),
         (False, samples.out_of_office_mail(sender="yamada@example.co.jp")),
         (True, samples.attachment_mail(b"PK\x03\x04 demo", "申請書.docx", "application",
                                        "vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -103,6 +114,16 @@ def _arrival(offset: int):
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=10 - offset)
+
+
+def print_arrivals(services) -> None:
+    """What arrived, in arrival order, and how each mail was classified."""
+    with Session(services.engine) as session:
+        rows = session.exec(select(RawMessage).order_by(RawMessage.arrived_at, RawMessage.uid)).all()
+    print("== what arrived (the server's arrival order)\n")
+    for row in rows:
+        print(f"{row.arrived_at.astimezone(TOKYO):%H:%M:%S}  {row.sender:<32} {row.mail_class:<12} {row.reason}")
+    print()
 
 
 def print_replies(sink: SmtpSink) -> None:

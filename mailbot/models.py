@@ -12,13 +12,43 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     """Now, timezone-aware UTC (stored as UTC everywhere)."""
     return datetime.now(timezone.utc)
+
+
+class UtcDateTime(TypeDecorator):
+    """A datetime stored as UTC and always read back timezone-aware.
+
+    SQLite has no time zones and hands back naive datetimes; comparing those
+    with aware ones raises, and treating them as local time would shift the
+    queue. Naive values given to the database are taken to be UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if value is not None and dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def _when(*, default_now: bool = False, index: bool = False):
+    """A UTC datetime column; now by default when asked."""
+    if default_now:
+        return Field(default_factory=utcnow, sa_type=UtcDateTime, index=index)
+    return Field(default=None, sa_type=UtcDateTime, index=index)
 
 
 class RawMessage(SQLModel, table=True):
@@ -37,7 +67,7 @@ class RawMessage(SQLModel, table=True):
     folder: str
     uidvalidity: int
     uid: int
-    arrived_at: datetime  # the server's INTERNALDATE: the only clock that orders applications
+    arrived_at: datetime = Field(sa_type=UtcDateTime)  # the server's INTERNALDATE: the only clock that orders applications
     size: int
     sha256: str = Field(index=True)
     message_id: str | None = Field(default=None, index=True)
@@ -48,8 +78,8 @@ class RawMessage(SQLModel, table=True):
     error: str | None = None
     sender: str | None = None
     subject: str | None = None
-    stored_at: datetime = Field(default_factory=utcnow)
-    processed_at: datetime | None = None
+    stored_at: datetime = _when(default_now=True)
+    processed_at: datetime | None = _when()
     moved: bool = False
 
 
@@ -75,11 +105,11 @@ class Application(SQLModel, table=True):
     problems: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
     thread_message_id: str | None = Field(default=None, index=True)
-    queued_at: datetime | None = Field(default=None, index=True)
+    queued_at: datetime | None = _when(index=True)
     queued_uid: int | None = None
     position: int | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = _when(default_now=True)
+    updated_at: datetime = _when(default_now=True)
 
 
 class Transition(SQLModel, table=True):
@@ -91,7 +121,7 @@ class Transition(SQLModel, table=True):
     to_state: str
     actor: str  # "service" or a staff member's name
     reason: str
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime = _when(default_now=True)
     raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
 
 
@@ -113,10 +143,10 @@ class OutboxMessage(SQLModel, table=True):
     raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
     status: str = Field(default="pending", index=True)
     attempts: int = 0
-    next_attempt_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = _when(default_now=True)
     last_error: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    sent_at: datetime | None = None
+    created_at: datetime = _when(default_now=True)
+    sent_at: datetime | None = _when()
 
 
 class FolderState(SQLModel, table=True):
@@ -126,7 +156,7 @@ class FolderState(SQLModel, table=True):
 
     folder: str = Field(primary_key=True)
     uidvalidity: int | None = None
-    last_poll_at: datetime | None = None
+    last_poll_at: datetime | None = _when()
 
 
 class Counter(SQLModel, table=True):
