@@ -115,9 +115,9 @@ def waiting_list(session: Session) -> list[Application]:
 
 def find_duplicate(
     session: Session, *, corporate_number: str | None, company_name: str | None,
-    country: str | None, exclude_id: int | None = None,
+    country: str | None, exclude_id: int | None = None, states=ACTIVE_STATES,
 ) -> Application | None:
-    """The same company's active application for the same region, if there is one.
+    """The same company's application for the same region in ``states``, if there is one.
 
     Same company: the same corporate number when both have one; otherwise the
     same company name after normalising (NFKC, spaces, ㈱ = 株式会社).
@@ -126,7 +126,7 @@ def find_duplicate(
         return None
     query = (
         select(Application)
-        .where(Application.country == country, Application.state.in_(ACTIVE_STATES))
+        .where(Application.country == country, Application.state.in_(states))
         .order_by(Application.id)
     )
     for row in session.exec(query):

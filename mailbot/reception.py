@@ -146,23 +146,8 @@ def _by_thread(handling: Handling) -> Application | None:
 
 def _by_company(handling: Handling, reading: FormReading) -> Application | None:
     fields = reading.fields
-    country = _text(fields.get("country"))
-    if country is None:
-        return None
-    candidates = handling.session.exec(select(Application).where(
-        Application.country == country, Application.state.in_(ACTIVE))).all()
-    number, name = _text(fields.get("corporate_number")), _company_key(fields.get("company_name"))
-    for app in candidates:
-        if number and app.corporate_number == number:
-            return app
-        if name and _company_key(app.company_name) == name:
-            return app
-    return None
-
-
-def _company_key(name) -> str | None:
-    """A company name as compared: NFKC (㈱ -> (株)), 株式会社 forms unified, no spaces."""
-    if not isinstance(name, str) or not name:
-        return None
-    key = unicodedata.normalize("NFKC", name).replace("(株)", "株式会社")
-    return re.sub(r"\s+", "", key)
+    return admission.find_duplicate(
+        handling.session, corporate_number=_text(fields.get("corporate_number")),
+        company_name=_text(fields.get("company_name")), country=_text(fields.get("country")),
+        states=ACTIVE,
+    )

@@ -9,7 +9,6 @@ files and pdfplumber reads their text back cleanly.
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 
 from reportlab.lib.pagesizes import A4

@@ -88,7 +88,7 @@ def _child(sender: Connection, data: bytes, limits: Limits) -> None:
         sender.send(("error", (exc.code, exc.message)))
     except MemoryError:
         sender.send(("error", ("too_large", "PDFの処理に必要なメモリが上限を超えました。")))
-    except Exception as exc:  # a bug in the reader: staff must see it, the daemon must not
+    except Exception:  # a bug in the reader: staff must see it, the daemon must not
         log.exception("the PDF reader failed")  # the traceback goes to the daemon's log
         sender.send(("error", ("reader_failed", READER_FAILED)))
     finally:

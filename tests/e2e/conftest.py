@@ -4,7 +4,6 @@ a fresh SQLite database, the shipped rules and templates."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
