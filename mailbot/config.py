@@ -10,13 +10,13 @@ Secrets (passwords) are given in production as environment variables, e.g.
 from __future__ import annotations
 
 import os
-import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mailbot import tomlfile
 from mailbot.errors import ConfigError
 
 ENV_PREFIX = "MAILBOT_"
@@ -121,7 +121,7 @@ class Settings(_Section):
 def load(path: str | Path, environ: dict[str, str] | None = None) -> Settings:
     """Read, override from the environment, validate; raise ConfigError naming the key."""
     path = Path(path)
-    data = _read_toml(path)
+    data = tomlfile.read(path, ConfigError, what="config file", hint=" (use --config PATH)")
     _apply_env(data, os.environ if environ is None else environ)
     return validate(data, base_dir=path.resolve().parent, origin=path.name)
 
@@ -132,16 +132,6 @@ def validate(data: dict[str, Any], *, base_dir: Path, origin: str = "config") ->
         return Settings.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin)) from None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (use --config PATH)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:

@@ -23,13 +23,13 @@ raised at start-up rather than when the first application arrives.
 from __future__ import annotations
 
 import string
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mailbot import tomlfile
 from mailbot.checks import corporate, fields, hours, region, seal  # noqa: F401  (register)
 from mailbot.checks.base import BASE_PLACEHOLDERS, REGISTRY, Check, Entry, RuleContext
 from mailbot.checks.problem import Problem
@@ -114,9 +114,9 @@ class RuleSet:
 def load(rules_dir: Path) -> RuleSet:
     """Read and validate regions.toml and application.toml in ``rules_dir``."""
     rules_dir = Path(rules_dir)
-    regions = _validate(_RegionsFile, _read(rules_dir / REGIONS_FILE), REGIONS_FILE)
+    regions = _validate(_RegionsFile, tomlfile.read(rules_dir / REGIONS_FILE, RulesError), REGIONS_FILE)
     _check_codes(regions)
-    app = _validate(_ApplicationFile, _read(rules_dir / APPLICATION_FILE), APPLICATION_FILE)
+    app = _validate(_ApplicationFile, tomlfile.read(rules_dir / APPLICATION_FILE, RulesError), APPLICATION_FILE)
     context = RuleContext(
         labels=dict(app.labels),
         regions=dict(regions.regions),
@@ -128,16 +128,6 @@ def load(rules_dir: Path) -> RuleSet:
         for index, raw in enumerate(app.checks)
     )
     return RuleSet(checks, context)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise RulesError(f"{path}: rules file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{path.name}: not valid TOML: {exc}") from None
 
 
 def _validate(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:

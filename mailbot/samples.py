@@ -7,10 +7,10 @@ application PDF made by mailbot.forms.fill.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
-from datetime import datetime, timezone
 
 PROGRAM_ADDRESS = "chizai@example.jp"
 

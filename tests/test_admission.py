@@ -10,7 +10,13 @@ import pytest
 from sqlmodel import select
 
 from mailbot import admission, workflow
-from mailbot.admission import admit, cap_status, find_duplicate, is_open, next_reception_number
+from mailbot.admission import (
+    admit,
+    cap_status,
+    find_duplicate,
+    is_open,
+    next_reception_number,
+)
 from mailbot.config import ProgramSettings
 from mailbot.db import make_engine, transaction
 from mailbot.errors import WorkflowError

@@ -9,7 +9,6 @@ judged at all then.
 
 from __future__ import annotations
 
-
 from pydantic import BaseModel, ConfigDict
 
 from mailbot.checks.base import Check, is_blank, register

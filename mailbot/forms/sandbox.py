@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from mailbot.errors import PdfError
+
 # Imported in the parent on purpose: each forked child then starts with pdfplumber
 # and pypdfium2 already loaded, instead of paying ~0.5 s to import them per PDF.
 from mailbot.forms.read import read_form
 from mailbot.forms.reading import FormReading
-
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ where staff can read and extend them.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from mailbot import tomlfile
 from mailbot.errors import PdfError, RulesError
 from mailbot.forms.reading import FormReading
 from mailbot.intake.message import Attachment, InboundMessage
@@ -65,7 +65,7 @@ _LISTS = ("presence_headers", "robot_senders", "report_content_types", "loop_hea
 
 def load_triage(path: Path) -> Triage:
     """Read and validate triage.toml; RulesError names the file and the key."""
-    data = _read(path)
+    data = tomlfile.read(path, RulesError)
     unknown = set(data) - set(_LISTS) - {"value_rules"}
     if unknown:
         raise RulesError(f"{path}: unknown key {sorted(unknown)[0]!r}")
@@ -74,16 +74,6 @@ def load_triage(path: Path) -> Triage:
     if not isinstance(rules, list):
         raise RulesError(f"{path}: value_rules: expected [[value_rules]] tables")
     return Triage(value_rules=tuple(_value_rule(path, i, r) for i, r in enumerate(rules)), **lists)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise RulesError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _strings(path: Path, key: str, value: Any) -> tuple[str, ...]:

@@ -25,7 +25,12 @@ import mailparser
 from mailparser.exceptions import MailParserError
 
 from mailbot.errors import ParseError
-from mailbot.intake.japanese import decode_bytes, decode_header, decode_raw, rfc2231_bytes
+from mailbot.intake.japanese import (
+    decode_bytes,
+    decode_header,
+    decode_raw,
+    rfc2231_bytes,
+)
 from mailbot.intake.message import Attachment, InboundMessage
 
 log = logging.getLogger(__name__)

@@ -5,13 +5,13 @@ from functools import lru_cache
 
 import pytest
 from pypdf import PdfReader, PdfWriter
+from reportlab.pdfgen.canvas import Canvas
 
 from mailbot.errors import PdfError
 from mailbot.forms import layout
 from mailbot.forms.blank import BLANK_DIR, PDF_NAME
 from mailbot.forms.fill import render_application, sample_values
 from mailbot.forms.read import read_form
-from reportlab.pdfgen.canvas import Canvas
 
 
 @lru_cache
