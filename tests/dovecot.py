@@ -30,7 +30,7 @@ PR_SET_PDEATHSIG = 1
 
 
 class DovecotUnavailable(RuntimeError):
-    """The dovecot binary is missing (tests skip, or fail on CI)."""
+    """The dovecot binary is missing: the tests that need it fail with this message."""
 
 
 def find_binary() -> str:
