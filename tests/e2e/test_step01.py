@@ -255,3 +255,46 @@ def _value(value) -> str:
     if isinstance(value, (int, float)) or isinstance(value, date):
         return str(value)
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def test_a_mail_that_cannot_be_parsed_is_quarantined_not_lost(services, mailbox, smtp_sink):
+    """GIVEN a message with headers but no sender at all, next to a valid application
+    WHEN one cycle runs
+    THEN the broken one is kept raw with its error and moved to the quarantine folder,
+    nobody is answered about it, and the application behind it is still processed."""
+    broken = b"Subject: =?ISO-2022-JP?B?GyRCJDMbKEI=?=\r\nX-Nothing: here\r\n\r\nbody\r\n"
+    mailbox.deliver(broken)
+    mailbox.deliver(application())
+    daemon.run_once(services)
+    with Session(services.engine) as session:
+        rows = session.exec(select(RawMessage).order_by(RawMessage.arrived_at)).all()
+    assert [r.status for r in rows] == ["quarantined", "processed"]
+    assert rows[0].raw == broken and "ParseError" in rows[0].error
+    assert mailbox.count(services.settings.imap.quarantine_folder) == 1
+    assert mailbox.count(services.settings.imap.processed_folder) == 1
+    assert len(smtp_sink.messages) == 1 and smtp_sink.messages[0].rcpt_tos[0] == SENDER
+
+
+def test_a_bug_in_a_handler_quarantines_the_mail_and_the_rest_go_on(services, mailbox, smtp_sink,
+                                                                      monkeypatch):
+    """GIVEN a handler that crashes on out-of-office mail (a bug), and an application after it
+    WHEN one cycle runs
+    THEN the crashing mail is quarantined with the error, nothing it did is kept, and the
+    application is still answered."""
+    from mailbot import pipeline
+
+    def broken_handler(handling, verdict):
+        handling.session.add(OutboxMessage(kind="x", to_addrs=["x@example.jp"], subject="x",
+                                           body="x", message_id="<x@example.jp>"))
+        raise KeyError("a bug")
+
+    monkeypatch.setitem(pipeline.HANDLERS, "automatic", broken_handler)
+    mailbox.deliver(samples.out_of_office_mail(sender="away@example.jp"))
+    mailbox.deliver(application())
+    daemon.run_once(services)
+    with Session(services.engine) as session:
+        rows = session.exec(select(RawMessage).order_by(RawMessage.arrived_at)).all()
+        kinds = session.exec(select(OutboxMessage.kind)).all()
+    assert rows[0].status == "quarantined" and "KeyError" in rows[0].error
+    assert kinds == ["receipt"]  # the broken handler's half-work was rolled back
+    assert [m.rcpt_tos[0] for m in smtp_sink.messages] == [SENDER]
