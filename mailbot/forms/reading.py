@@ -50,7 +50,8 @@ class FormReading:
     ../shared/spec/application-form.md for types); a blank field is absent.
     When a value cannot be normalised (e.g. 従業員数 "多数") the original text
     is kept so that a check can name the problem. ``originals`` keeps the
-    applicant's own spelling of every field that was read.
+    applicant's own spelling of every field that was read. ``confidence`` is
+    0–1 per field read (1.0 for text layers).
     """
 
     form: str | None
@@ -61,3 +62,7 @@ class FormReading:
     originals: dict[str, str] = field(default_factory=dict)
     seal: Seal = NO_SEAL
     confidence: dict[str, float] = field(default_factory=dict)
+    #: Fields the reader saw but could not read with confidence (OCR): left out of
+    #: ``fields`` rather than guessed, so staff check them instead of the applicant
+    #: being told they are missing.
+    uncertain: tuple[str, ...] = ()
