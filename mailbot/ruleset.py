@@ -167,10 +167,16 @@ def _build(raw: dict[str, Any], where: str, context: RuleContext) -> Check:
     return cls(entry, params, context)
 
 
+#: ``fields = ["*"]`` in a rules entry: every field in [labels] (and the seal).
+ALL_FIELDS = "*"
+
+
 def _fields(common: _Common, where: str, context: RuleContext) -> tuple[str, ...]:
     if (common.field is None) == (common.fields is None):
         raise RulesError(f"{where}: give exactly one of 'field' or 'fields'")
     keys = [common.field] if common.field is not None else list(common.fields or [])
+    if keys == [ALL_FIELDS]:
+        return tuple(context.labels)
     if not keys:
         raise RulesError(f"{where}: 'fields' is empty")
     for key in keys:

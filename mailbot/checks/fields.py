@@ -26,6 +26,24 @@ class _Params(BaseModel):
 
 
 @register
+class Uncertain(Check):
+    """The reader saw the field but could not read it with confidence (a scan).
+
+    Listed first in the rules so that such a field is never also reported as
+    missing: the applicant wrote something, a person must look at it.
+    """
+
+    name = "uncertain"
+    default_code = "{field}_uncertain"
+    default_severity = "warning"
+
+    def check(self, reading: FormReading) -> list[Problem]:
+        if not self.applies(reading):
+            return []
+        return [self.problem(key, reading) for key in self.entry.fields if key in reading.uncertain]
+
+
+@register
 class Required(Check):
     """The field must be filled in (and read)."""
 

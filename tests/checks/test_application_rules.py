@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mailbot.checks.corporate import check_digit, is_valid_corporate_number
@@ -241,3 +243,20 @@ def test_errors_leave_warnings_to_staff(rules):
                                    drop=("company_name",)))
     assert codes(rules.errors(problems)) == ["company_name_missing"]
     assert codes(problems) == ["company_name_missing", "seal_not_red"]
+
+
+def test_an_uncertain_field_is_a_warning_for_staff_not_a_missing_field(rules):
+    """A scan's doubtful 法人番号 is left out of fields and flagged: never 'missing'."""
+    doubtful = reading(drop=("corporate_number", "contact_email"))
+    doubtful = dataclasses.replace(doubtful, uncertain=("corporate_number",))
+    problems = {p.field: p for p in rules.check(doubtful)}
+    assert problems["corporate_number"].code == "corporate_number_uncertain"
+    assert problems["corporate_number"].severity == "warning"
+    assert "法人番号" in problems["corporate_number"].message_ja
+    assert problems["contact_email"].code == "contact_email_missing"  # not uncertain: missing
+
+
+def test_an_uncertain_seal_goes_to_staff(rules):
+    doubtful = dataclasses.replace(reading(), uncertain=("seal",))
+    [problem] = rules.check(doubtful)
+    assert (problem.code, problem.severity) == ("seal_uncertain", "warning")
