@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from mailbot import reception, replies
 from mailbot.db import transaction
-from mailbot.errors import MailbotError
+from mailbot.errors import MailbotError, MailError
 from mailbot.intake import mime
 from mailbot.intake.classify import Classification, classify
 from mailbot.intake.message import InboundMessage
@@ -42,6 +42,7 @@ def process(services: Services, raw_id: int) -> str:
         raw_bytes = _raw_bytes(services, raw_id)
         msg = mime.parse(raw_bytes)
         verdict = classify(msg, services.triage, services.settings.smtp.from_address, services.read_form)
+        _refuse_our_own_failures(verdict)
         with transaction(services.engine) as session:
             return _handle(services, session, raw_id, msg, verdict)
     except MailbotError as exc:
@@ -49,6 +50,17 @@ def process(services: Services, raw_id: int) -> str:
     except Exception as exc:  # noqa: BLE001  a bug must not lose the mail or stop the others
         log.exception("raw message %s failed", raw_id)
         return quarantine(services, raw_id, exc)
+
+
+#: PDF errors that are the service's fault, not the applicant's: the mail is kept
+#: for staff (quarantined) and can be processed again once the cause is fixed.
+SERVICE_FAULTS = {"ocr_unavailable"}
+
+
+def _refuse_our_own_failures(verdict: Classification) -> None:
+    error = verdict.pdf_error
+    if error is not None and error.code in SERVICE_FAULTS and verdict.mail_class != "application":
+        raise MailError(f"cannot read the attached PDF here: {error.code}: {error.message}")
 
 
 def _raw_bytes(services: Services, raw_id: int) -> bytes:

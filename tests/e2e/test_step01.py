@@ -298,3 +298,22 @@ def test_a_bug_in_a_handler_quarantines_the_mail_and_the_rest_go_on(services, ma
     assert rows[0].status == "quarantined" and "KeyError" in rows[0].error
     assert kinds == ["receipt"]  # the broken handler's half-work was rolled back
     assert [m.rcpt_tos[0] for m in smtp_sink.messages] == [SENDER]
+
+
+def test_a_scan_that_this_machine_cannot_ocr_is_kept_for_staff_not_bounced(services, mailbox, smtp_sink):
+    """GIVEN a machine without OCR (the reader says ocr_unavailable)
+    WHEN an application arrives
+    THEN the applicant is not told their PDF is bad: the mail is quarantined for staff."""
+    from mailbot.errors import PdfError
+
+    def no_ocr(_data):
+        raise PdfError("ocr_unavailable", "OCRが利用できません。")
+
+    services.read_form = no_ocr
+    mailbox.deliver(application())
+    daemon.run_once(services)
+    with Session(services.engine) as session:
+        [raw] = session.exec(select(RawMessage)).all()
+    assert raw.status == "quarantined" and "ocr_unavailable" in raw.error
+    assert smtp_sink.messages == []
+    assert mailbox.count(services.settings.imap.quarantine_folder) == 1
