@@ -15,7 +15,8 @@ import unicodedata
 
 from mailbot.forms.layout import EUROPE_LABEL, Field
 
-TICKED_MARKS = "☑■✓✔☒✅"
+# ○/◯/〇 before an option is how a printed form is circled when retyped.
+TICKED_MARKS = "☑■✓✔☒✅○◯〇"
 EMPTY_MARKS = "☐□"
 _MARK_RE = re.compile(f"([{TICKED_MARKS}{EMPTY_MARKS}])")
 _CJK_RE = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -84,24 +85,61 @@ _DATE_RE = re.compile(_ERA + _YM + r"\s*[月./\-]\s*(\d{1,2})\s*日?")
 _MONTH_RE = re.compile(_ERA + _YM + r"\s*月?")
 
 
-def parse_date(text: str) -> str | None:
-    """和暦 or 西暦 → "YYYY-MM-DD"; None when it is not a valid date."""
-    m = _DATE_RE.search(nfkc(text).upper())
-    if not m or (not m.group(1) and len(m.group(2)) != 4):
+def _date_text(text: str) -> str:
+    """NFKC, upper case, and a year in brackets dropped: 2024年（令和6年）6月3日."""
+    return re.sub(r"\([^)]*\)(?=\s*[年./\-]?\s*\d)", "", nfkc(text).upper())
+
+
+def _date_match_iso(m: re.Match) -> str | None:
+    """The ISO date of a _DATE_RE match; None when it is not a valid date."""
+    if not m.group(1) and len(m.group(2)) != 4:
         return None
     try:
         return dt.date(_year(m.group(1), m.group(2)), int(m.group(3)), int(m.group(4))).isoformat()
-    except ValueError:  # 2月30日 and the like
+    except ValueError:
         return None
+
+
+def parse_date(text: str) -> str | None:
+    """和暦 or 西暦 → "YYYY-MM-DD"; None when it is not a valid date."""
+    m = _DATE_RE.search(_date_text(text))
+    return _date_match_iso(m) if m else None
 
 
 def parse_month(text: str) -> str | None:
     """A year and month (a full date is accepted too) → "YYYY-MM"; else None."""
-    m = _MONTH_RE.search(nfkc(text).upper())
+    m = _MONTH_RE.search(_date_text(text))
     if not m or (not m.group(1) and len(m.group(2)) != 4):
         return None
     month = int(m.group(3))
     return f"{_year(m.group(1), m.group(2)):04d}-{month:02d}" if 1 <= month <= 12 else None
+
+
+_TIME_RE = re.compile(r"\s*(午前|午後|AM|PM)?\s*(\d{1,2})\s*(?:[:時]\s*(\d{2})?\s*分?)")
+
+
+def _time_after(text: str, pos: int) -> str | None:
+    """"HH:MM" of a time written right after a date (14:00, 14時30分, 午後2時)."""
+    m = _TIME_RE.match(re.sub(r"^\s*[(（][^)）]*[)）]", "", text[pos:]))  # (水)
+    if not m:
+        return None
+    hour = int(m.group(2)) + (12 if m.group(1) in ("午後", "PM") and int(m.group(2)) < 12 else 0)
+    minute = int(m.group(3) or 0)
+    return f"{hour:02d}:{minute:02d}" if hour < 24 and minute < 60 else None
+
+
+def parse_datetimes(text: str) -> list[str]:
+    """Every date in ``text`` → "YYYY-MM-DD", or "YYYY-MM-DDTHH:MM" with a start time.
+
+    For 希望日時: 「第1希望 令和8年12月3日(木) 14:00〜15:00」 → "2026-12-03T14:00".
+    """
+    text, found = _date_text(text), []
+    for m in _DATE_RE.finditer(text):
+        day = _date_match_iso(m)
+        if day:
+            time = _time_after(text, m.end())
+            found.append(f"{day}T{time}" if time else day)
+    return found
 
 
 def _strip_number(text: str, unit: str) -> str:
@@ -186,7 +224,7 @@ def _options(f: Field, raw: str) -> object:
     return values[0] if len(values) == 1 else join_lines(raw)
 
 
-_SCALAR = {"date": parse_date, "month": parse_month}
+_SCALAR = {"date": parse_date, "month": parse_month, "datetimes": lambda t: parse_datetimes(t) or None}
 
 
 def _residue(text: str, f: Field) -> str:

@@ -103,12 +103,23 @@ def _date_text(value: str, kind: str) -> str:
     return text + (f"{int(parts[2])}日" if kind == "date" else "")
 
 
+def _datetimes_text(values: list) -> str:
+    """希望日時: one line per wish, 「第1希望：2026年12月3日 14:00」."""
+    lines = []
+    for n, value in enumerate(values, start=1):
+        day, _, time = str(value).partition("T")
+        lines.append(f"第{n}希望：{_date_text(day, 'date')}{' ' + time if time else ''}")
+    return "\n".join(lines)
+
+
 def value_text(f: Field, value: object) -> str:
     """What is printed in the value cell for ``value`` (missing → blank/unit only)."""
     if f.options:
         return _option_text(f, value)
     if value is None:
         return f"　　　{f.unit}" if f.unit else ""
+    if f.kind == "datetimes":
+        return _datetimes_text(list(value))
     if f.kind in ("date", "month"):
         return _date_text(str(value), f.kind)
     if f.kind == "int" and isinstance(value, int):
@@ -118,14 +129,15 @@ def value_text(f: Field, value: object) -> str:
 
 # ---------------------------------------------------------------- drawing
 
-def _draw_header(pen: _Pen, values: dict) -> None:
-    """提出日 top right, the title centred, the addressee on the left."""
+def _draw_header(pen: _Pen, values: dict, spec: layout.FormSpec) -> None:
+    """提出日 (if the form has one) top right, the title centred, the addressee on the left."""
     c = pen.canvas
-    date = value_text(layout.SUBMITTED_ON, values.get("submitted_on"))
-    c.setFont(MINCHO, 10)
-    c.drawRightString(PAGE_W - MARGIN, pen.y(pen.top + 10), f"{layout.SUBMITTED_LABEL}：{date or '　　　　年　　月　　日'}")
+    if layout.SUBMITTED_ON in spec.header:
+        date = value_text(layout.SUBMITTED_ON, values.get("submitted_on"))
+        c.setFont(MINCHO, 10)
+        c.drawRightString(PAGE_W - MARGIN, pen.y(pen.top + 10), f"{layout.SUBMITTED_LABEL}：{date or '　　　　年　　月　　日'}")
     c.setFont(GOTHIC, 15)
-    c.drawCentredString(PAGE_W / 2, pen.y(pen.top + 45), layout.TITLE)
+    c.drawCentredString(PAGE_W / 2, pen.y(pen.top + 45), spec.title)
     c.setFont(MINCHO, 10.5)
     c.drawString(MARGIN, pen.y(pen.top + 75), layout.ADDRESSEE)
     pen.top += 88
@@ -201,13 +213,15 @@ def _rule_table(c: Canvas, edges: list[float]) -> None:
         c.line(x, PAGE_H - edges[0], x, PAGE_H - edges[-1])
 
 
-def _draw_pledges(pen: _Pen, values: dict) -> None:
-    """The pledge heading and one checkbox line per pledge."""
+def _draw_pledges(pen: _Pen, values: dict, spec: layout.FormSpec) -> None:
+    """The pledge heading and one checkbox line per pledge (none: nothing)."""
+    if not spec.pledges:
+        return
     c = pen.canvas
     c.setFont(GOTHIC, 10.5)
     c.drawString(MARGIN, pen.y(pen.top + 13), layout.PLEDGE_HEADING)
     pen.top += 18
-    for pledge in layout.PLEDGES:
+    for pledge in spec.pledges:
         box = layout.BOX_TICKED if values.get(pledge.key) else layout.BOX_EMPTY
         c.setFont(MINCHO, VALUE_SIZE)
         c.drawString(MARGIN + 5, pen.y(pen.top + 11), f"{box} {pledge.text}")
@@ -284,6 +298,26 @@ def _draw_seal(pen: _Pen, values: dict, seal: str, seal_kind: str) -> None:
         _draw_vector_seal(pen.canvas, x, PAGE_H - top, chars, rgb)
 
 
+def render_form(spec: layout.FormSpec, values: dict, *, seal: str = "none",
+                seal_kind: str = "vector") -> bytes:
+    """Form ``spec`` filled with ``values``, one A4 page (see render_application)."""
+    if seal not in SEALS or seal_kind not in ("vector", "image"):
+        raise ValueError(f"unknown seal {seal!r} / seal_kind {seal_kind!r}")
+    buf = io.BytesIO()
+    # invariant: no timestamp or random ID, so the same values give the same bytes
+    canvas = Canvas(buf, pagesize=A4, pageCompression=1, invariant=1)
+    canvas.setTitle(spec.title)
+    pen = _Pen(canvas)
+    _draw_header(pen, values, spec)
+    for section in spec.sections:
+        _draw_section(pen, section, values)
+    _draw_pledges(pen, values, spec)
+    _draw_seal(pen, values, seal, seal_kind)
+    canvas.showPage()
+    canvas.save()
+    return buf.getvalue()
+
+
 def render_application(values: dict, *, seal: str = "red", seal_kind: str = "vector") -> bytes:
     """The application form filled with ``values`` (FormReading.fields vocabulary).
 
@@ -291,21 +325,7 @@ def render_application(values: dict, *, seal: str = "red", seal_kind: str = "vec
     "black" (on the 印 mark, black ink); ``seal_kind``: "vector" or "image".
     A missing key prints a blank value / no ticked box.
     """
-    if seal not in SEALS or seal_kind not in ("vector", "image"):
-        raise ValueError(f"unknown seal {seal!r} / seal_kind {seal_kind!r}")
-    buf = io.BytesIO()
-    # invariant: no timestamp or random ID, so the same values give the same bytes
-    canvas = Canvas(buf, pagesize=A4, pageCompression=1, invariant=1)
-    canvas.setTitle(layout.TITLE)
-    pen = _Pen(canvas)
-    _draw_header(pen, values)
-    for section in layout.SECTIONS:
-        _draw_section(pen, section, values)
-    _draw_pledges(pen, values)
-    _draw_seal(pen, values, seal, seal_kind)
-    canvas.showPage()
-    canvas.save()
-    return buf.getvalue()
+    return render_form(layout.APPLICATION, values, seal=seal, seal_kind=seal_kind)
 
 
 # ---------------------------------------------------------------- sample data
@@ -320,7 +340,7 @@ def corporate_check_digit(base12: str) -> int:
     return 9 - total % 9
 
 
-def _corporate_number(base12: str) -> str:
+def corporate_number(base12: str) -> str:
     """A 13-digit 法人番号: check digit first, then the 12 digits."""
     return f"{corporate_check_digit(base12)}{base12}"
 
@@ -331,7 +351,7 @@ def sample_values(**overrides) -> dict:
         "submitted_on": "2026-11-26",
         "application_type": "domestic",
         "company_name": "株式会社サンプル精機",
-        "corporate_number": _corporate_number("010401099887"),
+        "corporate_number": corporate_number("010401099887"),
         "representative_title": "代表取締役社長",
         "representative_name": "山田 太郎",
         "address": "東京都港区赤坂1-12-32 サンプルビル5階",

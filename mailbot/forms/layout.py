@@ -39,6 +39,7 @@ class Field:
     unit: str = ""
     seal_mark: bool = False
     lines: int = 1  # rows of text the value cell is drawn tall enough for
+    aliases: tuple[str, ...] = ()  # other labels applicants retype it as
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ SECTIONS: tuple[Section, ...] = (
         Field("contact_name", "担当者氏名"),
         Field("contact_department", "所属・役職"),
         Field("contact_phone", "電話番号"),
-        Field("contact_email", "E-mail"),
+        Field("contact_email", "E-mail", aliases=("Eメール", "メールアドレス", "Email")),
         Field("jetro_registered", "ジェトロお客様情報登録", "bool",
               (("登録済み", True), ("未登録", False))),
     )),
@@ -124,6 +125,11 @@ def table_fields() -> tuple[Field, ...]:
     return tuple(f for section in SECTIONS for f in section.fields)
 
 
+def labels(f: Field) -> tuple[str, ...]:
+    """The printed label and its accepted aliases."""
+    return (f.label, *f.aliases)
+
+
 def all_keys() -> tuple[str, ...]:
     """Every key of the form, in the order of the spec's table."""
     return (SUBMITTED_ON.key, *(f.key for f in table_fields()), *(p.key for p in PLEDGES))
@@ -146,3 +152,41 @@ def option_line(f: Field, ticked: set, europe_name: str = "") -> str:
             label = f"{label}（国名：{europe_name or '　　　　'}）"
         parts.append(box + label)
     return "　".join(parts)
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """One of the forms mailbot reads: what identifies it and what it holds.
+
+    ``header`` fields are printed above the tables (提出日); ``seal`` says
+    whether the form is stamped (the application) or not (the consultation).
+    """
+
+    name: str
+    title: str
+    header: tuple[Field, ...]
+    sections: tuple[Section, ...]
+    pledges: tuple[Pledge, ...] = ()
+    seal: bool = False
+
+    def table_fields(self) -> tuple[Field, ...]:
+        """Every field printed in a section table, in printed order."""
+        return tuple(f for section in self.sections for f in section.fields)
+
+    def fields(self) -> tuple[Field, ...]:
+        """Header and table fields: every field that has a label."""
+        return (*self.header, *self.table_fields())
+
+    def field_by_key(self, key: str) -> Field:
+        """The field with this key; KeyError when the form has none."""
+        for f in self.fields():
+            if f.key == key:
+                return f
+        raise KeyError(key)
+
+    def all_keys(self) -> tuple[str, ...]:
+        """Every key of the form, in printed order."""
+        return (*(f.key for f in self.fields()), *(p.key for p in self.pledges))
+
+
+APPLICATION = FormSpec("application", TITLE, (SUBMITTED_ON,), SECTIONS, PLEDGES, seal=True)
