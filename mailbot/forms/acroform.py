@@ -13,12 +13,19 @@ value reads the same whichever reader found it.
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass
 
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
-from pypdf.generic import ArrayObject, ByteStringObject, NameObject, TextStringObject
+from pypdf.generic import (
+    ArrayObject,
+    ByteStringObject,
+    NameObject,
+    TextStringObject,
+    create_string_object,
+)
 
 from mailbot.forms import layout
 from mailbot.forms.fields import label_key, normalise, pledge_value
@@ -29,6 +36,7 @@ from mailbot.forms.seal import NameRow, detect_seal
 # Names a tool may give the 欧州（国名：…） text field.
 _EUROPE_NAMES = {label_key(n).casefold() for n in (EUROPE_NAME_FIELD, "国名", "欧州国名", "欧州（国名）")}
 _OFF = ("", "Off")
+_JAPANESE_RE = re.compile(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef ]+")
 
 
 @dataclass(frozen=True)
@@ -75,27 +83,45 @@ def _looks_utf16(raw: bytes) -> str | None:
     return text if _is_text(text) else None
 
 
+def _japanese_utf16(raw: bytes) -> str | None:
+    """BOM-less UTF-16BE that is all kana, kanji, full-width forms or spaces.
+
+    PDFDocEncoding would read the same bytes as Latin mojibake without a
+    control character, so only the script tells them apart.
+    """
+    text = _looks_utf16(raw)
+    return text if text and _JAPANESE_RE.fullmatch(text) else None
+
+
 def decode_text(obj: object) -> str:
     """A PDF string as text: UTF-16 with BOM, UTF-8 (BOM or not), PDFDocEncoding.
 
-    pypdf decodes BOM'd UTF-16 and PDFDocEncoding itself; the rest is what
+    The standard ones are BOM'd UTF-16 and PDFDocEncoding; the rest is what
     writers get wrong: UTF-8 bytes, or UTF-16BE without the BOM.
     """
     if isinstance(obj, NameObject):
         return str(obj)[1:]
-    raw = obj.original_bytes if isinstance(obj, (TextStringObject, ByteStringObject)) else None
-    if raw is None:
+    if not isinstance(obj, (TextStringObject, ByteStringObject)):
         return str(obj) if obj is not None else ""
+    raw = bytes(obj.original_bytes)
     for bom, codec in ((b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"), (b"\xef\xbb\xbf", "utf-8")):
         if raw.startswith(bom):
             return raw[len(bom):].decode(codec, errors="replace")
+    return _unmarked(raw)
+
+
+def _unmarked(raw: bytes) -> str:
+    """Bytes without a BOM: UTF-8, Japanese UTF-16BE, PDFDocEncoding, in that order."""
     if not raw.isascii():
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:  # not UTF-8: PDFDocEncoding or BOM-less UTF-16
             pass
-    if isinstance(obj, TextStringObject) and _is_text(str(obj)):
-        return str(obj)
+        if (text := _japanese_utf16(raw)) is not None:
+            return text
+    pdfdoc = create_string_object(raw)  # pypdf's PDFDocEncoding, bytes when undefined codes
+    if isinstance(pdfdoc, TextStringObject) and _is_text(str(pdfdoc)):
+        return str(pdfdoc)
     return _looks_utf16(raw) or raw.decode("latin-1")
 
 

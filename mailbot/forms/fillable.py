@@ -25,14 +25,29 @@ from pathlib import Path
 
 import pdfplumber
 from pypdf import PdfReader, PdfWriter
-from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject,
-                           NameObject, NumberObject, TextStringObject)
+from pypdf.generic import (
+    ArrayObject,
+    DecodedStreamObject,
+    DictionaryObject,
+    FloatObject,
+    NameObject,
+    NumberObject,
+    TextStringObject,
+)
 from reportlab.pdfgen.canvas import Canvas
 
 from mailbot.forms import layout
 from mailbot.forms.fields import EUROPE_CODES, label_key
-from mailbot.forms.fill import (MARGIN, MINCHO, PAGE_H, PAGE_W, SEAL_RADIUS, VERMILION,
-                                render_application, value_text)
+from mailbot.forms.fill import (
+    MARGIN,
+    MINCHO,
+    PAGE_H,
+    PAGE_W,
+    SEAL_RADIUS,
+    VERMILION,
+    render_application,
+    value_text,
+)
 
 BLANK_PATH = Path(__file__).parent / "blank" / "application-form-fillable.pdf"
 EUROPE_NAME_FIELD = "country_europe_name"
@@ -154,17 +169,16 @@ def measure(page_pdf: bytes) -> tuple[list[Widget], tuple[float, float]]:
 def _add_widget(canvas: Canvas, w: Widget) -> None:
     """One empty, borderless widget (the page's own rules and □ frame it)."""
     x0, top, x1, bottom = w.rect
-    common = dict(name=w.name, x=x0, y=PAGE_H - bottom, borderWidth=0, fillColor=None,
-                  borderColor=None, textColor=None, annotationFlags="print", fieldFlags="")
+    common = {"name": w.name, "x": x0, "y": PAGE_H - bottom, "borderWidth": 0, "fillColor": None,
+              "borderColor": None, "textColor": None, "annotationFlags": "print"}
     if w.kind == "check":
-        canvas.acroForm.checkbox(size=x1 - x0, buttonStyle="cross", **common)
+        canvas.acroForm.checkbox(size=x1 - x0, buttonStyle="cross", fieldFlags="", **common)
         return
-    flags = "multiline" if w.kind == "multiline" else ""
     # Auto size (0) where a long value must still fit: the 国名 gap.
     size = 0 if w.name == EUROPE_NAME_FIELD else FONT_SIZE
-    common["fieldFlags"] = flags
-    canvas.acroForm.textfield(width=x1 - x0, height=bottom - top, maxlen=None,
-                              fontName="Helvetica", fontSize=size, **common)
+    canvas.acroForm.textfield(width=x1 - x0, height=bottom - top, maxlen=None, fontName="Helvetica",
+                              fontSize=size, fieldFlags="multiline" if w.kind == "multiline" else "",
+                              **common)
 
 
 def _widget_layer(widgets: list[Widget]) -> bytes:
