@@ -17,6 +17,7 @@ from pathlib import Path
 from docx import Document
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_TAB_ALIGNMENT
+from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt
 
@@ -34,7 +35,15 @@ def _set_fonts(doc: Document) -> None:
     """明朝 for Latin and Japanese text alike (East Asian font set explicitly)."""
     style = doc.styles["Normal"]
     style.font.name, style.font.size = "MS Mincho", Pt(10)
-    style.element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), "ＭＳ 明朝")
+    rpr = style.element.get_or_add_rPr()
+    rpr.get_or_add_rFonts().set(qn("w:eastAsia"), "ＭＳ 明朝")
+    # Japanese text: without it LibreOffice breaks lines only at spaces and
+    # 、, so a long Japanese value runs off the cell's right edge.
+    lang = rpr.find(qn("w:lang"))
+    if lang is None:
+        lang = OxmlElement("w:lang")
+        rpr.append(lang)
+    lang.set(qn("w:eastAsia"), "ja-JP")
 
 
 def _page_setup(doc: Document) -> None:
@@ -85,6 +94,17 @@ def _section_table(doc: Document, section: layout.Section) -> None:
         label.width, value.width = Cm(LABEL_CM), Cm(VALUE_CM)
         label.paragraphs[0].add_run(f.label)
         _fill_value_cell(value, f)
+    _fix_column_widths(table)
+
+
+def _fix_column_widths(table) -> None:
+    """Column widths in the table grid too: LibreOffice lays out by the grid
+    (python-docx leaves it at equal halves), Word by the cells; without it the
+    value column is half the page and long values run off its right edge.
+    """
+    table.autofit = False
+    for column, width in zip(table.columns, (Cm(LABEL_CM), Cm(VALUE_CM))):
+        column.width = width
 
 
 def build_docx() -> Document:

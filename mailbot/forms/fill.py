@@ -237,6 +237,11 @@ def _seal_chars(values: dict) -> str:
 
 
 def _seal_image(chars: str, rgb: tuple[float, float, float]) -> ImageReader:
+    """A pasted 電子印鑑 for reportlab (see seal_png)."""
+    return ImageReader(io.BytesIO(seal_png(chars, rgb)))
+
+
+def seal_png(chars: str, rgb: tuple[float, float, float]) -> bytes:
     """A pasted 電子印鑑: a transparent PNG with a ring and the name, made with Pillow."""
     from PIL import Image, ImageDraw
 
@@ -251,7 +256,7 @@ def _seal_image(chars: str, rgb: tuple[float, float, float]) -> ImageReader:
         draw.text((size / 2, y), ch, fill=colour, font=font, anchor="mm")
     buf = io.BytesIO()
     img.save(buf, "PNG")
-    return ImageReader(io.BytesIO(buf.getvalue()))
+    return buf.getvalue()
 
 
 def _pil_font(px: int):

@@ -325,6 +325,9 @@ def table_cells(page, chars: list[dict], spec: FormSpec = layout.APPLICATION) ->
     for table in page.find_tables():
         for row in table.rows:
             boxes = [b for b in row.cells if b is not None]
+            # Text that overflows the last cell (a Word table laid out by
+            # LibreOffice) still belongs to it.
+            boxes[-1] = (*boxes[-1][:2], float("inf"), boxes[-1][3])
             in_row = _row_chars(chars, centres, row.bbox)
             runs = [_cell_run(in_row, b) for b in boxes]
             cells += _row_cells(runs, boxes, row.bbox, spec)
@@ -382,14 +385,11 @@ def line_segments(lines: list[dict], spec: FormSpec = layout.APPLICATION) -> lis
     out: list[tuple[Segment, dict]] = []
     prev: tuple[list[Segment], dict] | None = None
     for line in lines:
-        if _is_furniture(line, spec):
-            prev = None
-            continue
         found = segments(line["chars"], spec)
-        if found:
+        if found:  # a heading that repeats a label (3. 対象国・地域) reads as a blank value
             out += [(s, line) for s in found]
             prev = (found, line)
-        elif (seg := _continued(prev, line)) is not None:
+        elif not _is_furniture(line, spec) and (seg := _continued(prev, line)) is not None:
             seg.value += [NEWLINE, *line["chars"]]
             prev = (prev[0], line)
         else:
