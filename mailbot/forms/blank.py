@@ -4,7 +4,8 @@
 
 writes ``application-form.docx`` (to fill in Word/LibreOffice, then print or
 export to PDF and stamp) and ``application-form.pdf`` (the same form printed
-by fill.py with no values) into mailbot/forms/blank/ by default. Both come
+by fill.py with no values), and the same pair for the consultation desk form
+(``consultation-form.*``), into mailbot/forms/blank/ by default. Both come
 from layout.py, so they have exactly the labels and rows read.py expects.
 """
 
@@ -22,10 +23,13 @@ from docx.oxml.ns import qn
 from docx.shared import Cm, Pt
 
 from mailbot.forms import layout
-from mailbot.forms.fill import render_application
+from mailbot.forms.consultation import CONSULTATION
+from mailbot.forms.fill import render_form
 
 BLANK_DIR = Path(__file__).parent / "blank"
 DOCX_NAME, PDF_NAME = "application-form.docx", "application-form.pdf"
+CONSULTATION_DOCX, CONSULTATION_PDF = "consultation-form.docx", "consultation-form.pdf"
+FILE_NAMES = {"application": (DOCX_NAME, PDF_NAME), "consultation": (CONSULTATION_DOCX, CONSULTATION_PDF)}
 LABEL_CM, VALUE_CM = 6.0, 11.0
 WORD_BOX = "☐"  # Word has the ballot box; applicants change it to ☑ or ■
 FIXED_DATE = dt.datetime(2026, 1, 1)  # regenerating gives the same metadata
@@ -71,6 +75,8 @@ def _blank_value(f: layout.Field) -> str:
         return layout.option_line(f, set()).replace(layout.BOX_EMPTY, WORD_BOX)
     if f.kind == "month":
         return "　　　　年　　月"
+    if f.kind == "datetimes":  # 希望日時: one line per wish
+        return "\n".join(f"第{n}希望：　　　　年　　月　　日　　時" for n in range(1, f.lines + 1))
     return f"　　　　{f.unit}" if f.unit else ""
 
 
@@ -107,34 +113,43 @@ def _fix_column_widths(table) -> None:
         column.width = width
 
 
-def build_docx() -> Document:
+def _header(doc: Document, spec: layout.FormSpec) -> None:
+    """提出日 (when the form has it), title, addressee, how to tick."""
+    if layout.SUBMITTED_ON in spec.header:
+        _paragraph(doc, f"{layout.SUBMITTED_LABEL}：　　　　年　　月　　日", align=WD_ALIGN_PARAGRAPH.RIGHT)
+    _paragraph(doc, spec.title, size=15, bold=True, align=WD_ALIGN_PARAGRAPH.CENTER)
+    _paragraph(doc, layout.ADDRESSEE, size=10.5)
+    _paragraph(doc, f"（該当する{WORD_BOX}を☑または■に変えてください）", size=8.5)
+
+
+def build_docx(spec: layout.FormSpec = layout.APPLICATION) -> Document:
     """The blank form as a Word document."""
     doc = Document()
     _set_fonts(doc)
     _page_setup(doc)
-    _paragraph(doc, f"{layout.SUBMITTED_LABEL}：　　　　年　　月　　日", align=WD_ALIGN_PARAGRAPH.RIGHT)
-    _paragraph(doc, layout.TITLE, size=15, bold=True, align=WD_ALIGN_PARAGRAPH.CENTER)
-    _paragraph(doc, layout.ADDRESSEE, size=10.5)
-    _paragraph(doc, f"（該当する{WORD_BOX}を☑または■に変えてください）", size=8.5)
-    for section in layout.SECTIONS:
+    _header(doc, spec)
+    for section in spec.sections:
         _section_table(doc, section)
-    _paragraph(doc, layout.PLEDGE_HEADING, size=10.5, bold=True)
-    for pledge in layout.PLEDGES:
+    if spec.pledges:
+        _paragraph(doc, layout.PLEDGE_HEADING, size=10.5, bold=True)
+    for pledge in spec.pledges:
         _paragraph(doc, f"{WORD_BOX} {pledge.text}")
-    doc.core_properties.title = layout.TITLE
+    doc.core_properties.title = spec.title
     doc.core_properties.created = doc.core_properties.modified = FIXED_DATE
     return doc
 
 
-def write_blank(out_dir: Path = BLANK_DIR) -> tuple[Path, Path]:
-    """Write the blank .docx and .pdf into ``out_dir``; their paths."""
+def write_blank(out_dir: Path = BLANK_DIR, spec: layout.FormSpec = layout.APPLICATION) -> tuple[Path, Path]:
+    """Write the blank .docx and .pdf of ``spec`` into ``out_dir``; their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    docx_path, pdf_path = out_dir / DOCX_NAME, out_dir / PDF_NAME
-    build_docx().save(docx_path)
-    pdf_path.write_bytes(render_application({}, seal="none"))
+    docx_name, pdf_name = FILE_NAMES[spec.name]
+    docx_path, pdf_path = out_dir / docx_name, out_dir / pdf_name
+    build_docx(spec).save(docx_path)
+    pdf_path.write_bytes(render_form(spec, {}, seal="none"))
     return docx_path, pdf_path
 
 
 if __name__ == "__main__":
-    for written in write_blank(Path(sys.argv[1]) if len(sys.argv) > 1 else BLANK_DIR):
-        print(written)
+    for form in (layout.APPLICATION, CONSULTATION):
+        for written in write_blank(Path(sys.argv[1]) if len(sys.argv) > 1 else BLANK_DIR, form):
+            print(written)

@@ -232,6 +232,8 @@ def _residue(text: str, f: Field) -> str:
     text = re.sub(r"\s+", "", nfkc(text))
     if f.kind in _SCALAR:
         text = re.sub(r"[年月日]|令和|平成", "", text)
+    if f.kind == "datetimes":  # the printed 「第1希望：　年　月　日　時」
+        text = re.sub(r"第\d希望|[時分:〜~-]", "", text)
     return text.removesuffix(nfkc(f.unit)) if f.unit else text
 
 

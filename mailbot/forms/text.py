@@ -468,10 +468,10 @@ def _strip_seal_mark(text: str) -> str:
 
 # ---------------------------------------------------------------- pages
 
-def _read_page(data: bytes, page, page_no: int, spec: FormSpec) -> tuple[dict[str, str], Seal]:
+def _read_page(data: bytes, page, page_no: int, spec: FormSpec,
+               chars: list[dict], lines: list[dict]) -> tuple[dict[str, str], Seal]:
     """Raw values and the seal of the form page (1-based ``page_no``; red ink filtered)."""
-    chars = page_chars(page)
-    cells, lines = table_cells(page, chars, spec), text_lines(chars)
+    cells = table_cells(page, chars, spec)
     if not spec.seal:
         return raw_values(cells, lines, spec), NO_SEAL
     seal = detect_seal(data, page_no, _name_row(cells, lines))
@@ -506,15 +506,21 @@ def _seen_share(raw: dict[str, str], spec: FormSpec) -> float:
 
 
 def _form_page(data: bytes, page, number: int) -> tuple[FormSpec, dict, Seal] | None | bool:
-    """(spec, raw, seal) when the page is a form; None when not; False when garbled."""
+    """(spec, raw, seal) when the page is a form; None when not; False when garbled.
+
+    The page's own lines serve to recognise it (pdfplumber's extract_text
+    would lay the characters out a second time).
+    """
     clean = page.filter(_not_seal_ink)
-    text = clean.extract_text() or ""
+    chars = page_chars(clean)
+    lines = text_lines(chars)
+    text = "\n".join(line["text"] for line in lines)
     spec = form_of_text(text)
     if spec is None:
         return None
     if not _clean_text(text):
         return False
-    return spec, *_read_page(data, clean, number, spec)
+    return spec, *_read_page(data, clean, number, spec, chars, lines)
 
 
 def find_form(data: bytes, pdf: pdfplumber.PDF) -> FormReading | None:
