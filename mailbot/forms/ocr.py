@@ -1,0 +1,506 @@
+"""Read the application form from scanned (image-only) pages with tesseract (Japanese).
+
+A page is prepared by scan_image.py (red whited out, deskewed, table rules
+removed, rows found from the rules) and OCR'd once with ``--psm 6``. Values
+are read BY POSITION: each word box belongs to a table row, left of the row's
+split is the label, right of it the value; labels are matched fuzzily
+(OCR garbles them). Checkboxes are judged from pixels. Every value is then
+validated (check digit, e-mail shape, phone digits, numbers) and, when it
+fails or OCR was unsure, re-read from a crop; a value that still does not
+hold up is left out of ``fields`` and listed in ``uncertain`` — a scan is
+never allowed to put a wrong value in front of the checks unflagged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pypdfium2 as pdfium
+import pytesseract
+
+from mailbot.checks.corporate import is_valid_corporate_number
+from mailbot.errors import PdfError
+from mailbot.forms import layout, scan_image, scan_seal
+from mailbot.forms.fields import label_key, nfkc, normalise
+from mailbot.forms.reading import FormReading
+from mailbot.forms.scan_image import Box, Page, Row, px
+
+LANG = "jpn"
+CONFIDENT = 0.80  # tesseract word confidence below this gets a second reading
+LABEL_MATCH = 0.6
+SPACE_EM = 0.33  # a blank this wide (in em) between two words is a typed space  # difflib ratio for an OCR'd label to count as the printed one
+UNAVAILABLE_MESSAGE = (
+    "スキャンされたPDF（画像のみのPDF）を読み取る文字認識（OCR）がこのサーバーで利用できません。"
+    "担当者が確認いたしますので、しばらくお待ちください。"
+)
+
+
+def ocr_available() -> bool:
+    """Whether the tesseract binary and its Japanese model are installed."""
+    if shutil.which("tesseract") is None:
+        return False
+    try:
+        return LANG in pytesseract.get_languages(config="")
+    except (pytesseract.TesseractError, OSError):  # a broken install lists nothing
+        return False
+
+
+# ---------------------------------------------------------------- tesseract
+
+@dataclass(frozen=True)
+class Word:
+    """One OCR'd word with its box (pixels) and confidence (0–1)."""
+
+    text: str
+    x0: int
+    top: int
+    x1: int
+    bottom: int
+    conf: float
+    line: tuple[int, int, int]  # tesseract's (block, paragraph, line)
+
+    @property
+    def cx(self) -> float:
+        return (self.x0 + self.x1) / 2
+
+    @property
+    def cy(self) -> float:
+        return (self.top + self.bottom) / 2
+
+
+def tesseract(ink: np.ndarray, lang: str = LANG, psm: int = 6) -> list[Word]:
+    """Words of a binary image (True = ink), via a PNG file.
+
+    A file path, not a PIL image: pytesseract would re-encode it (~1.2 s a
+    page); one OpenMP thread: ~3× faster on this machine (notes/pdf.md).
+    """
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    with tempfile.TemporaryDirectory(prefix="mailbot-ocr-") as tmp:
+        path = str(Path(tmp) / "page.png")
+        cv2.imwrite(path, np.where(ink, 0, 255).astype(np.uint8))
+        data = pytesseract.image_to_data(path, lang=lang, config=f"--psm {psm}",
+                                         output_type=pytesseract.Output.DICT)
+    return [_word(data, i) for i, text in enumerate(data["text"]) if text.strip()]
+
+
+def _word(data: dict, i: int) -> Word:
+    """Row ``i`` of tesseract's table as a Word."""
+    x, y, w, h = (int(data[k][i]) for k in ("left", "top", "width", "height"))
+    line = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+    return Word(data["text"][i].strip(), x, y, x + w, y + h, max(0.0, float(data["conf"][i])) / 100, line)
+
+
+# ---------------------------------------------------------------- words → text
+
+def text_lines(words: list[Word]) -> list[list[Word]]:
+    """Words grouped into visual lines (by their vertical centre), each left to right."""
+    if not words:
+        return []
+    height = float(np.median([w.bottom - w.top for w in words]))
+    lines: list[list[Word]] = []
+    for word in sorted(words, key=lambda w: w.cy):
+        if lines and abs(word.cy - np.mean([w.cy for w in lines[-1]])) < 0.6 * height:
+            lines[-1].append(word)
+        else:
+            lines.append([word])
+    return [sorted(line, key=lambda w: w.x0) for line in lines]
+
+
+_JA_PUNCT = "、。・「」（）()：:，,"
+
+
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_KANJI = re.compile(r"[\u4e00-\u9fff0-9A-Z]")
+
+
+def em_size(line: list[Word]) -> float:
+    """The font size of a line in pixels: the height of its kanji, digits and capitals
+    (kana and punctuation boxes are shorter than the em)."""
+    tall = [w.bottom - w.top for w in line if _KANJI.search(w.text)] or [w.bottom - w.top for w in line]
+    return float(np.median(tall))
+
+
+def _spaced(left: Word, right: Word, ink: np.ndarray, top: int, bottom: int, em: float) -> bool | None:
+    """Whether a space separates two words; None when the page cannot tell.
+
+    Measured on the form's Mincho: a space leaves 0.35–0.42 em of blank
+    paper, kanji side bearings under 0.3 em — but kana bearings reach 0.35 em,
+    so a blank next to kana in between is ambiguous (never a guess).
+    """
+    a, b = left.text[-1], right.text[0]
+    if a.isascii() and b.isascii():
+        return True  # tesseract splits Latin words at spaces only
+    if a in _JA_PUNCT or b in _JA_PUNCT or (_KANA.match(a) and _KANA.match(b)):
+        return False  # 、 and 。 carry their own blank; prose has no spaces between kana
+    gap = scan_image.blank_run(ink, top, bottom, left.x0, right.x1) / em
+    if not (_KANA.match(a) or _KANA.match(b)):
+        return gap >= SPACE_EM
+    return True if gap >= 0.45 else False if gap < 0.30 else None
+
+
+def spaced_text(line: list[Word], ink: np.ndarray) -> tuple[str, bool]:
+    """One line's text with spaces where the page shows them (「山田 太郎」, not 「山田太郎」),
+    and False when a space could not be told from a wide glyph."""
+    top, bottom, em = min(w.top for w in line), max(w.bottom for w in line), em_size(line)
+    out, sure = line[0].text, True
+    for left, right in zip(line, line[1:]):
+        space = _spaced(left, right, ink, top, bottom, em)
+        out, sure = out + (" " if space else "") + right.text, sure and space is not None
+    return out, sure
+
+
+def line_text(line: list[Word], ink: np.ndarray) -> str:
+    """One line's text, spaced as well as the page shows."""
+    return spaced_text(line, ink)[0]
+
+
+# ---------------------------------------------------------------- finding the form
+
+@dataclass
+class Cell:
+    """A table row as read: its label text and the value words."""
+
+    row: Row
+    label: str
+    words: list[Word]
+
+
+def cells(page: Page, words: list[Word]) -> list[Cell]:
+    """Each table row with the words on it, split at the row's label | value rule."""
+    found = []
+    for row in page.rows:
+        inside = [w for w in words if row.top < w.cy < row.bottom and w.cx > row.left]
+        label = "".join(w.text for line in text_lines([w for w in inside if w.cx < row.split]) for w in line)
+        found.append(Cell(row, label, [w for w in inside if w.cx > row.split]))
+    return found
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two labels are after NFKC and space removal (0–1)."""
+    return difflib.SequenceMatcher(None, label_key(a), label_key(b)).ratio()
+
+
+def match_fields(found: list[Cell]) -> dict[str, Cell]:
+    """{key: cell}: the printed order when every row is there, else the best label matches."""
+    fields = layout.table_fields()
+    if len(found) == len(fields):
+        scores = [similarity(c.label, f.label) for c, f in zip(found, fields)]
+        if np.mean(scores) >= LABEL_MATCH:  # our own form: order is certain, labels only confirm
+            return {f.key: c for f, c in zip(fields, found)}
+    pairs = sorted(((similarity(c.label, f.label), i, f.key) for i, c in enumerate(found) for f in fields), reverse=True)
+    matched: dict[str, Cell] = {}
+    used: set[int] = set()
+    for score, i, key in pairs:
+        if score >= LABEL_MATCH and i not in used and key not in matched:
+            matched[key], _ = found[i], used.add(i)
+    return matched
+
+
+def is_form(matched: dict[str, Cell], lines: list[str]) -> bool:
+    """The application form: its title on a line, or most of its table labels."""
+    title = max((similarity(line, layout.TITLE) for line in lines), default=0.0)
+    return title >= 0.7 or len(matched) >= 8
+
+
+# ---------------------------------------------------------------- validation
+
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")  # as checks.fields.Email
+_PHONE = re.compile(r"\+?[\d\s()\-]+")
+
+
+def _valid_scalar(f: layout.Field, value: object) -> bool:
+    """Whether a typed value has its field's shape (ints, ISO dates, 0–100 %)."""
+    if f.kind == "date":
+        return isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None
+    if f.kind == "month":
+        return isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}", value) is not None
+    if f.kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if f.kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100
+    return isinstance(value, str) and value.strip() != ""
+
+
+def valid(f: layout.Field, value: object) -> bool:
+    """Whether an OCR'd value passes its field's rule; OCR errors mostly do not.
+
+    A scan whose value fails is flagged for staff rather than reported to the
+    applicant as wrong: the applicant may have written it right.
+    """
+    if f.key == "corporate_number":
+        return is_valid_corporate_number(value)
+    if f.key == "contact_email":
+        return isinstance(value, str) and _EMAIL.fullmatch(value) is not None
+    if f.key == "contact_phone":
+        digits = re.sub(r"\D", "", value) if isinstance(value, str) else ""
+        return _PHONE.fullmatch(str(value)) is not None and 10 <= len(digits) <= 15
+    return _valid_scalar(f, value)
+
+
+_DASH_BETWEEN_DIGITS = re.compile(r"(?<=\d)\s*[ー一―−‐–—~〜]\s*(?=\d)")
+
+
+def ocr_fixes(f: layout.Field, text: str) -> str:
+    """Undo OCR's usual misreadings that the field's type makes unambiguous.
+
+    A dash between digits (03ー1234, 1一12) is a hyphen; in a whole number a
+    "." before three digits (1.200名) is the thousands comma.
+    """
+    text = _DASH_BETWEEN_DIGITS.sub("-", nfkc(text) if f.kind != "text" else text)
+    if f.kind == "int":
+        text = re.sub(r"(?<=\d)[.,](?=\d{3}(\D|$))", ",", text)
+    # Katakana twins of kanji (ニ/二, ロ/口, エ/工, カ/力, タ/夕, ハ/八) after a kanji and
+    # before a kanji or the end: a name like 健二 read as 健ニ.
+    return _TWIN_RE.sub(lambda m: _TWINS[m.group(0)], text)
+
+
+_TWINS = {"ニ": "二", "ロ": "口", "エ": "工", "カ": "力", "タ": "夕", "ハ": "八"}
+_TWIN_RE = re.compile(f"(?<=[\u4e00-\u9fff])[{''.join(_TWINS)}](?=[\u4e00-\u9fff]|\\s|$)")
+
+
+def compact(text: str) -> str:
+    """Text as two readings are compared: NFKC, no spaces."""
+    return re.sub(r"\s+", "", nfkc(text))
+
+
+# ---------------------------------------------------------------- reading one field
+
+@dataclass(frozen=True)
+class Read:
+    """One field as OCR read it; ``sure`` False puts it in ``uncertain`` instead of ``fields``."""
+
+    value: object
+    original: str
+    conf: float
+    sure: bool
+
+
+UNREAD = Read(None, "", 0.0, False)
+# Always read twice: a misread digit or letter passes every rule, and replies go there.
+DOUBLE_CHECKED = frozenset({"contact_email", "contact_phone", "corporate_number"})
+
+
+def region(words: list[Word], row: Row | None) -> tuple[int, int, int, int]:
+    """(x0, top, x1, bottom) to crop for a second reading: the words' cell, or the words
+    with a margin; generous, because tesseract's boxes clip glyph edges."""
+    pad = px(4)
+    x0, x1 = min(w.x0 for w in words) - pad, max(w.x1 for w in words) + 2 * pad
+    if row is not None:
+        return max(x0, row.split + px(1.5)), row.top + px(1.5), x1, row.bottom - px(1.5)
+    return x0, min(w.top for w in words) - pad, x1, max(w.bottom for w in words) + pad
+
+
+def second_reading(page: Page, box: tuple[int, int, int, int], lines: int, ascii_only: bool) -> tuple[str, float]:
+    """The text in ``box`` OCR'd again on its own (English model for Latin-only text).
+
+    A crop is laid out differently from the whole page, so tesseract's errors
+    there are not the same ones: two readings that agree are trustworthy.
+    """
+    x0, top, x1, bottom = box
+    crop = page.ink[max(0, top):bottom, max(0, x0):x1]
+    crop = np.pad(crop, px(6), constant_values=False)  # tesseract wants a white border
+    again = tesseract(crop, "eng" if ascii_only else LANG, 7 if lines == 1 else 6)
+    if not again:
+        return "", 0.0
+    text = "\n".join(line_text(line, crop) for line in text_lines(again))
+    return text, min(w.conf for w in again)
+
+
+def _cut_at_gap(line: list[Word]) -> list[Word]:
+    """The words before a gap of 3 em: the name, not the printed 印 at the row's end."""
+    em = float(np.median([w.bottom - w.top for w in line]))
+    for i, (left, right) in enumerate(zip(line, line[1:])):
+        if right.x0 - left.x1 > 3 * em:
+            return line[: i + 1]
+    return line
+
+
+def _cell_text(page: Page, f: layout.Field, words: list[Word]) -> tuple[str, list[Word], bool]:
+    """A text cell's lines joined by newlines, the words they came from, and whether
+    its layout is plain (spaces certain, no stray marks far off to the right)."""
+    lines = text_lines(words)
+    cut = [_cut_at_gap(line) for line in lines]
+    plain = f.seal_mark or cut == lines  # far-off words: a seal's or a stamp's strokes
+    lines = cut if f.seal_mark else lines
+    texts = [spaced_text(line, page.ink) for line in lines]
+    text = "\n".join(t for t, _sure in texts)
+    if f.seal_mark:
+        text = re.sub(r"\s*[印㊞]\s*$", "", text)
+    spaces_sure = f.lines > 1 or all(sure for _t, sure in texts)  # prose has no spaces to get wrong
+    plain = plain and spaces_sure and (not f.unit or f.unit in text)
+    return ocr_fixes(f, text), [w for line in lines for w in line], plain
+
+
+def read_value(page: Page, f: layout.Field, words: list[Word], row: Row | None = None) -> Read | None:
+    """A text/number/date cell (``row``: its table row); None when it is blank."""
+    if not words:
+        return None
+    text, used, plain = _cell_text(page, f, words)
+    value = normalise(f, text)
+    if value is None:
+        return None
+    conf = min(w.conf for w in used)
+    if not plain or not valid(f, value):
+        return Read(value, text, conf, False)
+    if conf >= CONFIDENT and f.key not in DOUBLE_CHECKED and not text.isascii():
+        return Read(value, text, conf, True)
+    box, lines = region(used, row), len(text_lines(used))
+    again, again_conf = second_reading(page, box, lines, text.isascii())
+    if compact(ocr_fixes(f, again)) == compact(text):
+        return Read(value, text, max(conf, again_conf), True)
+    third, third_conf = second_reading(page, box, lines, not text.isascii())  # the other model breaks the tie
+    if compact(ocr_fixes(f, third)) == compact(ocr_fixes(f, again)) and valid(f, normalise(f, again)):
+        return Read(normalise(f, again), again, min(again_conf, third_conf), True)
+    # Latin text read twice by the Japanese model agrees with itself on its own errors
+    # (cojp, INDONES1A): only the English model may confirm it.
+    confirmed = compact(ocr_fixes(f, third)) == compact(text) and not text.isascii()
+    return Read(value, text, conf, confirmed)
+
+
+# ---------------------------------------------------------------- checkboxes
+
+def _europe_name(page: Page, words: list[Word], box: Box) -> str:
+    """What is written in 欧州（国名：…） right of the 欧州 box."""
+    line = [w for w in words if w.cx > box.x1 and box.top - px(6) < w.cy < box.bottom + px(6)]
+    text = line_text(sorted(line, key=lambda w: w.x0), page.ink) if line else ""
+    m = re.search(r"国名\s*[:：]?\s*(.*?)\s*[)）]?\s*$", nfkc(text))
+    return m.group(1) if m else ""
+
+
+def _options_sure(f: layout.Field, ticked: list[object], value: object) -> bool:
+    """Exactly one ticked (a multi: one or more); 欧州 only with a country we know."""
+    if f.kind == "multi":
+        return len(ticked) >= 1
+    if f.kind == "country" and "EU" in ticked:
+        return len(ticked) == 1 and isinstance(value, str) and value.startswith("EU:")
+    return len(ticked) == 1
+
+
+def read_options(page: Page, f: layout.Field, cell: Cell) -> Read | None:
+    """An option cell from its boxes, in printed order; None when no box is ticked."""
+    row = cell.row
+    boxes = scan_image.checkboxes(page.ink, row.split, row.top, page.ink.shape[1], row.bottom)
+    if len(boxes) < len(f.options) or (len(boxes) > len(f.options) and f.kind != "country"):
+        return UNREAD  # a box missed or a glyph taken for one: which is ticked cannot be told
+    boxes = boxes[: len(f.options)]  # a ロ in 欧州's country name comes after every box
+    ticked = [value for (_label, value), box in zip(f.options, boxes) if box.ticked]
+    if not ticked:
+        return None
+    europe = _europe_name(page, cell.words, boxes[-1]) if "EU" in ticked else ""
+    raw = layout.option_line(f, set(ticked), europe)
+    value = normalise(f, raw)
+    conf = min(b.score for b in boxes)
+    return Read(value, raw, conf, _options_sure(f, ticked, value) and conf >= 0.5)
+
+
+def read_pledge(page: Page, pledge: layout.Pledge, lines: list[list[Word]]) -> Read:
+    """A pledge line (matched by its text) and the box at its left."""
+    scored = [(similarity("".join(w.text for w in line), pledge.text), line) for line in lines]
+    score, line = max(scored, key=lambda s: s[0], default=(0.0, []))
+    if score < LABEL_MATCH:
+        return UNREAD
+    top, bottom = min(w.top for w in line) - px(4), max(w.bottom for w in line) + px(4)
+    boxes = scan_image.checkboxes(page.ink, 0, max(0, top), page.ink.shape[1] // 3, bottom)
+    if not boxes:
+        return UNREAD
+    box = min(boxes, key=lambda b: b.x0)
+    return Read(bool(box.ticked), line_text(line, page.ink), box.score * score, box.score >= 0.5)
+
+
+def read_submitted(page: Page, lines: list[list[Word]]) -> Read | None:
+    """提出日 from the header line that carries it (the first line with 提出 or 出日)."""
+    for line in lines:
+        text = compact("".join(w.text for w in line))
+        if "提出" in text or "出日" in text:
+            dated = [w for w in line if re.search(r"\d", nfkc(w.text))] or line
+            return read_value(page, layout.SUBMITTED_ON, _from_first(line, dated[0]))
+    return UNREAD
+
+
+def _from_first(line: list[Word], first: Word) -> list[Word]:
+    """The words of a line from ``first`` on (the value after its label)."""
+    return line[line.index(first):]
+
+
+# ---------------------------------------------------------------- the page
+
+def read_fields(page: Page, matched: dict[str, Cell], free: list[list[Word]]) -> dict[str, Read]:
+    """Every field of the form page; a table row not found is unread (uncertain)."""
+    reads: dict[str, Read | None] = {layout.SUBMITTED_ON.key: read_submitted(page, free)}
+    for f in layout.table_fields():
+        cell = matched.get(f.key)
+        if cell is None:
+            reads[f.key] = UNREAD
+        else:
+            reads[f.key] = read_options(page, f, cell) if f.options else read_value(page, f, cell.words, cell.row)
+    for pledge in layout.PLEDGES:
+        reads[pledge.key] = read_pledge(page, pledge, free)
+    return {key: r for key, r in reads.items() if r is not None}
+
+
+def _reading(reads: dict[str, Read], seal_: object, page: Page, pages: int, form_page: int) -> FormReading:
+    """The FormReading: sure values in ``fields``, the rest named in ``uncertain``."""
+    sure = {k: r for k, r in reads.items() if r.sure}
+    uncertain = [k for k, r in reads.items() if not r.sure]
+    if page.grayscale:
+        uncertain.append("seal")  # red cannot be told from black or from nothing
+    return FormReading(
+        "application", "ocr", pages, form_page,
+        fields={k: r.value for k, r in sure.items()},
+        originals={k: r.original.strip() for k, r in sure.items()},
+        seal=seal_, confidence={k: round(r.conf, 3) for k, r in reads.items()},
+        uncertain=tuple(uncertain),
+    )
+
+
+def read_page(pdf: pdfium.PdfDocument, index: int) -> FormReading | None:
+    """Page ``index`` (0-based) read as the form; None when it is not the form."""
+    page = scan_image.prepare(*scan_image.render(pdf, index))
+    words = tesseract(page.ink)
+    found = cells(page, words)
+    matched = match_fields(found)
+    free = text_lines([w for w in words if not any(r.top < w.cy < r.bottom for r in page.rows)])
+    if not is_form(matched, ["".join(w.text for w in line) for line in free]):
+        return None
+    reads = read_fields(page, matched, free)
+    row = next((matched.get(f.key) for f in layout.table_fields() if f.seal_mark), None)
+    seal_ = scan_seal.detect(page, index + 1, scan_seal.name_row(row.row if row else None))
+    return _reading(reads, seal_, page, len(pdf), index + 1)
+
+
+def _pdf(data: bytes) -> pdfium.PdfDocument:
+    """The PDF opened with pypdfium2; PdfError("broken") when it cannot be."""
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise PdfError("broken", "添付のPDFを表示できませんでした。PDFを保存し直して改めてお送りください。") from exc
+
+
+def read_scanned(data: bytes, page_numbers: list[int] | None = None) -> FormReading | None:
+    """Read the application form from scanned pages with OCR; None when no page is the form.
+
+    ``page_numbers`` (1-based) are the pages to try, in order; by default every
+    page without a text layer. Raises PdfError("ocr_unavailable") when
+    tesseract or its Japanese model is missing.
+    """
+    if not ocr_available():
+        raise PdfError("ocr_unavailable", UNAVAILABLE_MESSAGE)
+    pdf = _pdf(data)
+    try:
+        indices = [n - 1 for n in page_numbers] if page_numbers is not None else [
+            i for i in range(len(pdf)) if not scan_image.has_text_layer(pdf, i)]
+        for index in indices:
+            reading = read_page(pdf, index)
+            if reading is not None:
+                return reading
+        return None
+    finally:
+        pdf.close()
