@@ -14,6 +14,7 @@ never allowed to put a wrong value in front of the checks unflagged.
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import re
 import shutil
@@ -151,7 +152,7 @@ def spaced_text(line: list[Word], ink: np.ndarray) -> tuple[str, bool]:
     and False when a space could not be told from a wide glyph."""
     top, bottom, em = min(w.top for w in line), max(w.bottom for w in line), em_size(line)
     out, sure = line[0].text, True
-    for left, right in zip(line, line[1:]):
+    for left, right in itertools.pairwise(line):
         space = _spaced(left, right, ink, top, bottom, em)
         out, sure = out + (" " if space else "") + right.text, sure and space is not None
     return out, sure
@@ -317,7 +318,7 @@ def second_reading(page: Page, box: tuple[int, int, int, int], lines: int, ascii
 def _cut_at_gap(line: list[Word]) -> list[Word]:
     """The words before a gap of 3 em: the name, not the printed 印 at the row's end."""
     em = float(np.median([w.bottom - w.top for w in line]))
-    for i, (left, right) in enumerate(zip(line, line[1:])):
+    for i, (left, right) in enumerate(itertools.pairwise(line)):
         if right.x0 - left.x1 > 3 * em:
             return line[: i + 1]
     return line

@@ -12,6 +12,7 @@ tesseract reads ■ as 田/画/玉 and □ as 口/ロ.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -184,7 +185,7 @@ def table_rows(horizontal: np.ndarray, vertical: np.ndarray) -> list[Row]:
     verticals = _segments(vertical)
     ys, slack = _rule_ys(horizontal), px(3)
     rows = []
-    for top, bottom in zip(ys, ys[1:]):
+    for top, bottom in itertools.pairwise(ys):
         crossing = sorted(int((x0 + x1) / 2) for x0, y0, x1, y1 in verticals
                           if y0 <= top + slack and y1 >= bottom - slack)
         if len(crossing) >= 2 and bottom - top >= px(10):
