@@ -41,7 +41,7 @@ MAX_DECODED_BYTES = 150 * 1024 * 1024  # all content streams and Form XObjects t
 MAX_DEPTH = 12  # Form XObjects inside Form XObjects
 MAX_DRAWS = 200_000  # XObject draws per page, counting repeats through nesting
 MAX_TEXT_BYTES = 80_000  # bytes of shown strings per page: ~40k CJK characters (pdfplumber: ~4 s)
-MAX_IMAGE_PIXELS = 150_000_000  # a 600 dpi A4 colour scan is ~35 Mpx
+MAX_IMAGE_PIXELS = 60_000_000  # a 600 dpi A4 colour scan is ~35 Mpx; beyond, OCR would crawl
 
 _DO = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s*Do\b")
 _LITERAL = re.compile(rb"\((?:\\.|[^\\)])*\)")

@@ -1,11 +1,18 @@
 """Read an application PDF into a FormReading: refuse what cannot be read, then read the form.
 
+The order of work, cheapest and surest first:
+1. preflight: not a PDF, encrypted, broken, too many pages, bombs -> PdfError;
+2. a fillable PDF's form fields (acroform.py): the values are not in the page text;
+3. the text layer (text.py): Word/LibreOffice exports, our own form;
+4. OCR (ocr.py), only for pages without usable text (scans, fonts without a
+   Unicode map), at most MAX_OCR_PAGES of them: seconds per page.
 Parsing hostile PDFs in a child process with time and memory caps is the
 caller's job (forms/sandbox.py); this module is the in-process part.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +21,7 @@ import pdfplumber
 from pdfminer.psexceptions import PSException
 from pdfplumber.utils.exceptions import PdfminerException
 
-from mailbot.forms import preflight, text
+from mailbot.forms import acroform, ocr, preflight, text
 from mailbot.forms.reading import FormReading
 
 
@@ -35,16 +42,38 @@ def _open(data: bytes) -> Iterator[pdfplumber.PDF]:
         pdf.close()
 
 
-def read_form(data: bytes, *, max_pages: int = 50) -> FormReading:
-    """Read an application PDF (text layer) into a FormReading.
+#: Scanned pages OCR'd per PDF: each costs seconds, and the form is near the front.
+MAX_OCR_PAGES = 4
+#: A page with fewer characters than this in its text layer is an image (a scan).
+MIN_TEXT_CHARS = 20
 
-    ``form`` is None when no page is our form. Raises PdfError (``not_pdf``,
-    ``encrypted``, ``broken``, ``too_many_pages``) when the PDF cannot be read.
+
+def read_form(data: bytes, *, max_pages: int = 50) -> FormReading:
+    """Read an application (or consultation) form from a PDF of any kind.
+
+    ``form`` is None when no page is one of our forms. Raises PdfError
+    (``not_pdf``, ``encrypted``, ``broken``, ``too_many_pages``,
+    ``too_complex``, ``ocr_unavailable``) when the PDF cannot be read.
     """
     pages = preflight.check(data, max_pages)
     with _open(data) as pdf:
-        reading = text.find_form(data, pdf)
+        reading = acroform.read_acroform(data, pdf) or text.find_form(data, pdf)
+        scans = [] if reading else pages_for_ocr(pdf)
+    if reading is None and scans:
+        reading = ocr.read_scanned(data, scans[:MAX_OCR_PAGES])
     if reading is None:
-        return FormReading(form=None, source="text", pages=pages, form_page=None)
-    return FormReading(reading.form, reading.source, pages, reading.form_page,
-                       reading.fields, reading.originals, reading.seal)
+        return FormReading(form=None, source="ocr" if scans else "text", pages=pages, form_page=None)
+    return dataclasses.replace(reading, pages=pages)
+
+
+def pages_for_ocr(pdf: pdfplumber.PDF) -> list[int]:
+    """1-based numbers of the pages whose text layer cannot be read: images, garbled fonts."""
+    numbers = []
+    for number, page in enumerate(pdf.pages, start=1):
+        try:
+            chars = "".join(c["text"] for c in page.chars)
+        finally:
+            page.close()
+        if len(chars.strip()) < MIN_TEXT_CHARS or not text._clean_text(chars):
+            numbers.append(number)
+    return numbers

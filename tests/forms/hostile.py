@@ -202,7 +202,8 @@ def page_count(data: bytes) -> int:
 def heavy_image(side: int = 12000) -> bytes:
     """A page with one side×side RGB image (432 MB when decoded) in a ~1 MB file.
 
-    Under preflight's pixel cap, so only the sandbox's memory limit stops it.
+    Over preflight's pixel cap (a 1200 dpi A4 page): refused before anything
+    decodes it. An image page under the cap is a scan, and goes to OCR.
     """
     image = stream(zeros_deflated(side * side * 3), b"/Type /XObject /Subtype /Image /Width %d /Height %d "
                    b"/ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /FlateDecode" % (side, side))
