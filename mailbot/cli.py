@@ -72,12 +72,13 @@ def inspect(
 
     services = _services()
     try:
-        result = use_case.inspect_pdf(file.read_bytes(), services.read_form, services.rules)
+        reading, result = use_case.read_and_judge(file.read_bytes(), services.read_form, services.rules)
     except PdfError as exc:
         typer.echo(json.dumps(use_case.error_json(exc), ensure_ascii=False) if as_json
                    else f"{exc.code}: {exc.message}")
         raise typer.Exit(2) from None
-    typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else use_case.as_text(result))
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json
+               else use_case.as_text(reading, result))
 
 
 @app.command()

@@ -15,9 +15,15 @@ from mailbot.forms.reading import FormReading
 from mailbot.ruleset import RuleSet
 
 
-def inspect_pdf(data: bytes, read_form: Callable[[bytes], FormReading], rules: RuleSet) -> dict[str, Any]:
-    """The inspect JSON for one PDF; PdfError propagates (the caller exits 2)."""
+def read_and_judge(data: bytes, read_form: Callable[[bytes], FormReading],
+                   rules: RuleSet) -> tuple[FormReading, dict[str, Any]]:
+    """The reading and the inspect JSON for one PDF; PdfError propagates (the caller exits 2)."""
     reading = read_form(data)
+    return reading, as_json(reading, rules)
+
+
+def as_json(reading: FormReading, rules: RuleSet) -> dict[str, Any]:
+    """The contract's JSON object for a reading, judged by the rules."""
     problems = rules.check(reading) if reading.form == "application" else []
     if reading.form is None:
         problems = [Problem("not_application_form", None, "error",
@@ -39,13 +45,24 @@ def error_json(exc: PdfError) -> dict[str, Any]:
     return {"error": {"code": exc.code, "message": exc.message}}
 
 
-def as_text(result: dict[str, Any]) -> str:
-    """A human reading of the inspect result, for staff at a terminal."""
+def as_text(reading: FormReading, result: dict[str, Any]) -> str:
+    """A human reading of the inspect result, for staff at a terminal.
+
+    For a scan each field shows OCR's confidence (0-1), and the fields that
+    were seen but not trusted are named.
+    """
     lines = [f"form: {result['form']}  source: {result['source']}  pages: {result['pages']}"
              f"  form page: {result['form_page']}"]
-    lines += [f"  {key}: {value}" for key, value in result["fields"].items()]
+    lines += [f"  {key}: {value}{_confidence(reading, key)}" for key, value in result["fields"].items()]
+    if reading.uncertain:
+        lines.append("  not read with confidence: " + ", ".join(reading.uncertain))
     seal = result["seal"]
     lines.append(f"seal: present={seal['present']} near_field={seal['near_field']} color={seal['color']}")
     lines += [f"  [{p['severity']}] {p['code']}: {p['message_ja']}" for p in result["problems"]]
     lines.append("valid" if result["valid"] else "NOT valid")
     return "\n".join(lines)
+
+
+def _confidence(reading: FormReading, key: str) -> str:
+    score = reading.confidence.get(key)
+    return f"   (confidence {score:.2f})" if reading.source == "ocr" and score is not None else ""
