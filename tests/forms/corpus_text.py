@@ -190,15 +190,20 @@ def _fpdf_op(pdf: FPDF, op) -> None:
         pdf.set_line_width(0.8)
         pdf.ellipse(op.x0, op.top, op.x1 - op.x0, op.bottom - op.top, style="D")
     else:
-        pdf.set_draw_color(*(int(v * 255) for v in RED))
-        pdf.set_text_color(*(int(v * 255) for v in RED))
-        pdf.set_line_width(2.2)
-        pdf.ellipse(op.cx - 24, op.cy - 24, 48, 48, style="D")
-        pdf.set_font("corpus-M", size=15)
-        for i, ch in enumerate(op.chars):
-            pdf.text(op.cx - 7.5, op.cy + (i - 0.5) * 15 + 5, ch)
-        pdf.set_draw_color(0, 0, 0)
-        pdf.set_text_color(0, 0, 0)
+        _fpdf_seal(pdf, op)
+
+
+def _fpdf_seal(pdf: FPDF, op: SealMark) -> None:
+    """The red ring and stacked name with fpdf2."""
+    pdf.set_draw_color(*(int(v * 255) for v in RED))
+    pdf.set_text_color(*(int(v * 255) for v in RED))
+    pdf.set_line_width(2.2)
+    pdf.ellipse(op.cx - 24, op.cy - 24, 48, 48, style="D")
+    pdf.set_font("corpus-M", size=15)
+    for i, ch in enumerate(op.chars):
+        pdf.text(op.cx - 7.5, op.cy + (i - 0.5) * 15 + 5, ch)
+    pdf.set_draw_color(0, 0, 0)
+    pdf.set_text_color(0, 0, 0)
 
 
 # ---------------------------------------------------------------- how values are written
@@ -446,21 +451,26 @@ def table_pages(values: dict, style: Style, label_w: float = 190, pairs: bool = 
     else:
         cols = [(MARGIN, label_w), (MARGIN + label_w, x1 - MARGIN - label_w)]
     for n, section in enumerate(layout.SECTIONS):
-        pen.add(Text(MARGIN, pen.top + 12, section.title, "G", 10.5))
-        pen.top += 16
-        edges = [pen.top]
-        for row in _rows(section, pairs):
-            xs = [c[0] for c in cols[: 2 * len(row)]]
-            before = pen.top
-            _table_row(pen, cols, row, values, style)
-            pen.add(*(Rule(x, before, x, pen.top) for x in [*xs, x1]))
-            edges.append(pen.top)
-        pen.add(*(Rule(MARGIN, e, x1, e) for e in edges))
-        pen.top += 8
+        _table_section(pen, section, cols, values, style, pairs)
         if break_after is not None and n == break_after:
             pen.new_page()
     _pledges(pen, values, style)
     return _sealed(pen, values)
+
+
+def _table_section(pen: Pen, section: layout.Section, cols, values: dict, style: Style, pairs: bool) -> None:
+    """A section heading and its ruled rows."""
+    x1 = PAGE_W - MARGIN
+    pen.add(Text(MARGIN, pen.top + 12, section.title, "G", 10.5))
+    pen.top += 16
+    edges = [pen.top]
+    for row in _rows(section, pairs):
+        xs, before = [c[0] for c in cols[: 2 * len(row)]], pen.top
+        _table_row(pen, cols, row, values, style)
+        pen.add(*(Rule(x, before, x, pen.top) for x in [*xs, x1]))
+        edges.append(pen.top)
+    pen.add(*(Rule(MARGIN, e, x1, e) for e in edges))
+    pen.top += 8
 
 
 def _sealed(pen: Pen, values: dict) -> list[Page]:
