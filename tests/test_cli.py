@@ -143,3 +143,36 @@ poll_seconds = 1
 rules_dir = "{ROOT / 'rules'}"
 templates_dir = "{ROOT / 'templates'}"
 """
+
+
+def test_inspect_reads_a_fillable_pdf(tmp_path):
+    """GIVEN an AcroForm PDF filled in a viewer, with a stamp annotation on the 印 mark
+    WHEN inspected
+    THEN the values come from the form fields (source acroform) and it is valid."""
+    from mailbot.forms.fillable import render_fillable
+
+    pdf = tmp_path / "fillable.pdf"
+    pdf.write_bytes(render_fillable(sample_values(), seal="stamp_annotation"))
+    data = json.loads(run("inspect", str(pdf), "--json").stdout)
+    assert data["source"] == "acroform"
+    assert data["fields"] == {k: v for k, v in sample_values().items()}
+    assert data["seal"]["present"] and data["seal"]["near_field"] and data["valid"]
+
+
+def test_inspect_reads_a_scan_and_flags_rather_than_guesses(tmp_path):
+    """GIVEN a printed, stamped and scanned form (200 dpi, tilted, JPEG)
+    WHEN inspected
+    THEN source is ocr, the seal is found on the row, and every expected field is either
+    read exactly or named in an *_uncertain warning — never read wrong."""
+    from mailbot.forms.scan import simulate_scan
+
+    pdf = tmp_path / "scan.pdf"
+    pdf.write_bytes(simulate_scan(render_application(sample_values()), dpi=200, angle=-1.0,
+                                  jpeg_quality=75))
+    data = json.loads(run("inspect", str(pdf), "--json").stdout)
+    assert data["source"] == "ocr"
+    assert data["seal"]["present"] and data["seal"]["near_field"]
+    flagged = {p["field"] for p in data["problems"] if p["code"].endswith("_uncertain")}
+    for key, value in sample_values().items():
+        assert data["fields"].get(key) == value or key in flagged, key
+    assert len(flagged) <= 3
