@@ -74,6 +74,6 @@ def pages_for_ocr(pdf: pdfplumber.PDF) -> list[int]:
             chars = "".join(c["text"] for c in page.chars)
         finally:
             page.close()
-        if len(chars.strip()) < MIN_TEXT_CHARS or not text._clean_text(chars):
+        if len(chars.strip()) < MIN_TEXT_CHARS or not text.clean_text(chars):
             numbers.append(number)
     return numbers

@@ -128,7 +128,7 @@ def is_form_text(text: str) -> bool:
     return _flat(layout.TITLE) in flat or _label_count(layout.APPLICATION, flat) >= _MIN_LABELS
 
 
-def _clean_text(text: str) -> bool:
+def clean_text(text: str) -> bool:
     """No sign of a font without a Unicode map: ``(cid:N)`` tokens, control characters."""
     return "(cid:" not in text and not _CONTROL_RE.search(text)
 
@@ -141,7 +141,7 @@ def text_is_usable(page) -> bool:
     such a page is for the OCR reader.
     """
     text = page.filter(_not_seal_ink).extract_text() or ""
-    return _clean_text(text) and form_of_text(text) is not None
+    return clean_text(text) and form_of_text(text) is not None
 
 
 # ---------------------------------------------------------------- characters
@@ -492,7 +492,7 @@ def _continuation(pdf: pdfplumber.PDF, index: int, spec: FormSpec) -> dict[str, 
     try:
         clean = page.filter(_not_seal_ink)
         text = clean.extract_text() or ""
-        if not _clean_text(text) or any(_flat(s.title) in _flat(text) for s in SPECS):
+        if not clean_text(text) or any(_flat(s.title) in _flat(text) for s in SPECS):
             return {}
         chars = page_chars(clean)
         return raw_values(table_cells(clean, chars, spec), text_lines(chars), spec)
@@ -518,7 +518,7 @@ def _form_page(data: bytes, page, number: int) -> tuple[FormSpec, dict, Seal] | 
     spec = form_of_text(text)
     if spec is None:
         return None
-    if not _clean_text(text):
+    if not clean_text(text):
         return False
     return spec, *_read_page(data, clean, number, spec, chars, lines)
 
