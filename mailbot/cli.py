@@ -72,7 +72,7 @@ def inspect(
 
     services = _services()
     try:
-        reading, result = use_case.read_and_judge(file.read_bytes(), services.read_form, services.rules)
+        reading, result = use_case.read_and_judge(file.read_bytes(), services.read_form, services.rulesets)
     except PdfError as exc:
         typer.echo(json.dumps(use_case.error_json(exc), ensure_ascii=False) if as_json
                    else f"{exc.code}: {exc.message}")

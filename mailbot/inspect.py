@@ -7,7 +7,8 @@ file cannot be read at all, {"error": {"code", "message"}}.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mailbot.checks.problem import Problem
 from mailbot.errors import PdfError
@@ -16,15 +17,16 @@ from mailbot.ruleset import RuleSet
 
 
 def read_and_judge(data: bytes, read_form: Callable[[bytes], FormReading],
-                   rules: RuleSet) -> tuple[FormReading, dict[str, Any]]:
+                   rulesets: Mapping[str, RuleSet]) -> tuple[FormReading, dict[str, Any]]:
     """The reading and the inspect JSON for one PDF; PdfError propagates (the caller exits 2)."""
     reading = read_form(data)
-    return reading, as_json(reading, rules)
+    return reading, as_json(reading, rulesets)
 
 
-def as_json(reading: FormReading, rules: RuleSet) -> dict[str, Any]:
-    """The contract's JSON object for a reading, judged by the rules."""
-    problems = rules.check(reading) if reading.form == "application" else []
+def as_json(reading: FormReading, rulesets: Mapping[str, RuleSet]) -> dict[str, Any]:
+    """The contract's JSON object for a reading, judged by its form's rules."""
+    rules = rulesets.get(reading.form or "")
+    problems = rules.check(reading) if rules is not None else []
     if reading.form is None:
         problems = [Problem("not_application_form", None, "error",
                             "申請書の様式として読み取れませんでした。所定の申請書をご使用ください。")]

@@ -1,10 +1,11 @@
-"""rules/*.toml -> a RuleSet: the checks of the application form, as data, validated at load.
+"""rules/*.toml -> a RuleSet: the checks of one form, as data, validated at load.
 
-Two files belong to the form's checks (rules/triage.toml belongs to intake):
+Each form has its file (``application.toml``, ``consultation.toml``), and
+``regions.toml`` serves both (rules/triage.toml belongs to intake):
 
 - ``regions.toml``: ``[limits] hours_per_country``, ``[regions]`` (CN = "中国" …)
   and ``[europe]`` (the European countries accepted as ``EU:<code>``).
-- ``application.toml``: ``[labels]`` (field key -> the form's label, in form
+- ``application.toml`` (and each other form's file): ``[labels]`` (field key -> the form's label, in form
   order: problems are reported in that order) and ``[[checks]]`` entries::
 
       [[checks]]
@@ -36,7 +37,7 @@ from mailbot.checks.problem import Problem
 from mailbot.errors import RulesError
 from mailbot.forms.reading import FormReading
 
-APPLICATION_FILE = "application.toml"
+FORMS = ("application", "consultation")
 REGIONS_FILE = "regions.toml"
 _COMMON_KEYS = {"check", "field", "fields", "code", "severity", "message", "when"}
 
@@ -111,12 +112,13 @@ class RuleSet:
         return self.context.regions.get(code, code)
 
 
-def load(rules_dir: Path) -> RuleSet:
-    """Read and validate regions.toml and application.toml in ``rules_dir``."""
+def load(rules_dir: Path, form: str = "application") -> RuleSet:
+    """Read and validate regions.toml and ``<form>.toml`` (application, consultation)."""
     rules_dir = Path(rules_dir)
     regions = _validate(_RegionsFile, tomlfile.read(rules_dir / REGIONS_FILE, RulesError), REGIONS_FILE)
     _check_codes(regions)
-    app = _validate(_ApplicationFile, tomlfile.read(rules_dir / APPLICATION_FILE, RulesError), APPLICATION_FILE)
+    form_file = f"{form}.toml"
+    app = _validate(_ApplicationFile, tomlfile.read(rules_dir / form_file, RulesError), form_file)
     context = RuleContext(
         labels=dict(app.labels),
         regions=dict(regions.regions),
@@ -124,7 +126,7 @@ def load(rules_dir: Path) -> RuleSet:
         hours_cap=regions.limits.hours_per_country,
     )
     checks = tuple(
-        _build(raw, f"{APPLICATION_FILE}: checks[{index}]", context)
+        _build(raw, f"{form_file}: checks[{index}]", context)
         for index, raw in enumerate(app.checks)
     )
     return RuleSet(checks, context)

@@ -23,10 +23,15 @@ class Services:
 
     settings: Settings
     engine: Engine
-    rules: ruleset.RuleSet
+    rulesets: dict[str, ruleset.RuleSet]  # per form: "application", "consultation"
     triage: Triage
     renderer: Renderer
     read_form: Callable[[bytes], FormReading]
+
+    @property
+    def rules(self) -> ruleset.RuleSet:
+        """The application form's checks."""
+        return self.rulesets["application"]
 
 
 def build(settings: Settings, engine: Engine | None = None) -> Services:
@@ -35,7 +40,7 @@ def build(settings: Settings, engine: Engine | None = None) -> Services:
     return Services(
         settings=settings,
         engine=engine or make_engine(settings.database_url),
-        rules=ruleset.load(rules_dir),
+        rulesets={form: ruleset.load(rules_dir, form) for form in ruleset.FORMS},
         triage=load_triage(rules_dir / "triage.toml"),
         renderer=Renderer(settings.path(settings.service.templates_dir)),
         read_form=partial(read_form_safely, limits=pdf_limits(settings)),

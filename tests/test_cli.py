@@ -176,3 +176,18 @@ def test_inspect_reads_a_scan_and_flags_rather_than_guesses(tmp_path):
     for key, value in sample_values().items():
         assert data["fields"].get(key) == value or key in flagged, key
     assert len(flagged) <= 3
+
+
+def test_inspect_reads_the_consultation_form_and_judges_it_by_its_own_rules(tmp_path):
+    """GIVEN a consultation desk request with a malformed e-mail and no preferred dates
+    WHEN inspected
+    THEN form is "consultation" and the problems are that form's (no seal asked for)."""
+    from mailbot.forms.consultation import render_consultation, sample_consultation_values
+
+    pdf = tmp_path / "consultation.pdf"
+    pdf.write_bytes(render_consultation(sample_consultation_values(contact_email="hanako.sato",
+                                                                   preferred_dates=None)))
+    data = json.loads(run("inspect", str(pdf), "--json").stdout)
+    assert data["form"] == "consultation"
+    assert [p["code"] for p in data["problems"]] == ["contact_email_invalid", "preferred_dates_missing"]
+    assert data["valid"] is False

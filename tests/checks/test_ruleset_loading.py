@@ -156,3 +156,13 @@ def test_missing_file(tmp_path):
     shutil.copy(RULES_DIR / "regions.toml", tmp_path / "regions.toml")
     with pytest.raises(RulesError, match="application.toml: rules file not found"):
         ruleset.load(tmp_path)
+
+
+def test_the_consultation_form_has_its_own_rules():
+    consultation = ruleset.load(RULES_DIR, "consultation")
+    assert "topic" in consultation.labels and "representative_name" not in consultation.labels
+
+
+def test_an_unknown_form_has_no_rules_file():
+    with pytest.raises(RulesError, match="nosuchform.toml: rules file not found"):
+        ruleset.load(RULES_DIR, "nosuchform")
