@@ -317,3 +317,26 @@ def test_a_scan_that_this_machine_cannot_ocr_is_kept_for_staff_not_bounced(servi
     assert raw.status == "quarantined" and "ocr_unavailable" in raw.error
     assert smtp_sink.messages == []
     assert mailbox.count(services.settings.imap.quarantine_folder) == 1
+
+
+def test_fillable_and_scanned_applications_are_received_like_text_ones(services, mailbox, smtp_sink):
+    """GIVEN a fillable PDF (stamp annotation) and a printed-stamped-scanned PDF, two companies
+    WHEN one cycle runs
+    THEN both are read (acroform, OCR), queued in arrival order and sent a receipt."""
+    from mailbot.forms.fillable import render_fillable
+    from mailbot.forms.scan import simulate_scan
+
+    fillable = sample_values(company_name="株式会社フィラブル", corporate_number="1010401089234",
+                             contact_email="a@fillable.example.jp")
+    scanned = sample_values(contact_email="b@scan.example.jp")
+    mailbox.deliver(samples.application_mail(render_fillable(fillable, seal="stamp_annotation"),
+                                             sender="a@fillable.example.jp"))
+    mailbox.deliver(samples.application_mail(
+        simulate_scan(render_application(scanned), dpi=200, angle=0.8, jpeg_quality=80),
+        sender="b@scan.example.jp"))
+    daemon.run_once(services)
+    apps = applications(services)
+    assert [(a.company_name, a.state, a.position) for a in apps] == [
+        ("株式会社フィラブル", "queued", 1), (scanned["company_name"], "queued", 2)]
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == ["a@fillable.example.jp", "b@scan.example.jp"]
+    assert all("受付" in subject(m) for m in smtp_sink.messages)
