@@ -29,15 +29,16 @@ import pytesseract
 
 from mailbot.checks.corporate import is_valid_corporate_number
 from mailbot.errors import PdfError
-from mailbot.forms import layout, scan_image, scan_seal
+from mailbot.forms import layout, ocr_latin, scan_image, scan_seal
 from mailbot.forms.fields import label_key, nfkc, normalise
 from mailbot.forms.reading import FormReading
 from mailbot.forms.scan_image import Box, Page, Row, px
 
 LANG = "jpn"
 CONFIDENT = 0.80  # tesseract word confidence below this gets a second reading
-LABEL_MATCH = 0.6
-SPACE_EM = 0.33  # a blank this wide (in em) between two words is a typed space  # difflib ratio for an OCR'd label to count as the printed one
+LABEL_MATCH = 0.6  # difflib ratio for an OCR'd label to count as the printed one
+SPACE_EM = 0.33  # a blank this wide (in em) between two words is a typed space
+ENLARGE = 1.5  # the third look at a cell: its crop this much bigger
 UNAVAILABLE_MESSAGE = (
     "スキャンされたPDF（画像のみのPDF）を読み取る文字認識（OCR）がこのサーバーで利用できません。"
     "担当者が確認いたしますので、しばらくお待ちください。"
@@ -257,7 +258,7 @@ def ocr_fixes(f: layout.Field, text: str) -> str:
     """
     text = _DASH_BETWEEN_DIGITS.sub("-", nfkc(text) if f.kind != "text" else text)
     if f.kind == "int":
-        text = re.sub(r"(?<=\d)[.,](?=\d{3}(\D|$))", ",", text)
+        text = re.sub(r"(?<=\d)[.,]{1,2}(?=\d{3}(\D|$))", ",", text)  # 3,.450: a comma and a speck
     # Katakana twins of kanji (ニ/二, ロ/口, エ/工, カ/力, タ/夕, ハ/八) after a kanji and
     # before a kanji or the end: a name like 健二 read as 健ニ.
     return _TWIN_RE.sub(lambda m: _TWINS[m.group(0)], text)
@@ -299,20 +300,25 @@ def region(words: list[Word], row: Row | None) -> tuple[int, int, int, int]:
     return x0, min(w.top for w in words) - pad, x1, max(w.bottom for w in words) + pad
 
 
-def second_reading(page: Page, box: tuple[int, int, int, int], lines: int, ascii_only: bool) -> tuple[str, float]:
-    """The text in ``box`` OCR'd again on its own (English model for Latin-only text).
+def second_reading(page: Page, box: tuple[int, int, int, int], lines: int, lang: str,
+                   scale: float = 1.0) -> tuple[str, float, bool]:
+    """The text in ``box`` OCR'd again on its own (``lang``: "eng" for Latin-only text).
 
     A crop is laid out differently from the whole page, so tesseract's errors
     there are not the same ones: two readings that agree are trustworthy.
+    ``scale`` enlarges the crop for a third view of the same glyphs. Returns the
+    text, its lowest word confidence, and whether its spaces are certain.
     """
     x0, top, x1, bottom = box
     crop = page.ink[max(0, top):bottom, max(0, x0):x1]
+    if scale != 1.0:
+        crop = cv2.resize(crop.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) > 0
     crop = np.pad(crop, px(6), constant_values=False)  # tesseract wants a white border
-    again = tesseract(crop, "eng" if ascii_only else LANG, 7 if lines == 1 else 6)
+    again = tesseract(crop, lang, 7 if lines == 1 else 6)
     if not again:
-        return "", 0.0
-    text = "\n".join(line_text(line, crop) for line in text_lines(again))
-    return text, min(w.conf for w in again)
+        return "", 0.0, True
+    spaced = [spaced_text(line, crop) for line in text_lines(again)]
+    return "\n".join(t for t, _ in spaced), min(w.conf for w in again), all(sure for _, sure in spaced)
 
 
 def _cut_at_gap(line: list[Word]) -> list[Word]:
@@ -324,46 +330,97 @@ def _cut_at_gap(line: list[Word]) -> list[Word]:
     return line
 
 
-def _cell_text(page: Page, f: layout.Field, words: list[Word]) -> tuple[str, list[Word], bool]:
-    """A text cell's lines joined by newlines, the words they came from, and whether
-    its layout is plain (spaces certain, no stray marks far off to the right)."""
+@dataclass(frozen=True)
+class CellText:
+    """A text cell as the page OCR gave it: its lines joined by newlines, the words
+    they came from, stray marks far off to the right, and whether its spaces are certain."""
+
+    text: str
+    words: list[Word]
+    stray: bool
+    spaces_sure: bool
+
+
+def _cell_text(page: Page, f: layout.Field, words: list[Word]) -> CellText:
+    """The cell's text, spaced as the page shows; the 印 printed at the name row's end cut off."""
     lines = text_lines(words)
     cut = [_cut_at_gap(line) for line in lines]
-    plain = f.seal_mark or cut == lines  # far-off words: a seal's or a stamp's strokes
+    stray = not f.seal_mark and cut != lines  # far-off words: a seal's or a stamp's strokes
     lines = cut if f.seal_mark else lines
     texts = [spaced_text(line, page.ink) for line in lines]
     text = "\n".join(t for t, _sure in texts)
     if f.seal_mark:
         text = re.sub(r"\s*[印㊞]\s*$", "", text)
     spaces_sure = f.lines > 1 or all(sure for _t, sure in texts)  # prose has no spaces to get wrong
-    plain = plain and spaces_sure and (not f.unit or f.unit in text)
-    return ocr_fixes(f, text), [w for line in lines for w in line], plain
+    return CellText(ocr_fixes(f, text), [w for line in lines for w in line], stray, spaces_sure)
+
+
+def _has_unit(f: layout.Field, text: str) -> bool:
+    """The unit printed after a number (名, 時間, %) is in the reading: nothing was lost there."""
+    return not f.unit or f.unit in nfkc(text)
+
+
+def _latin(page: Page, f: layout.Field, cell: CellText, box: tuple[int, int, int, int]) -> Read:
+    """An ASCII cell: the English model's reading of the crop, confirmed by the page's
+    (ocr_latin.agree), with no I/l its words cannot decide. A code has no spaces to compare."""
+    lines = len(text_lines(cell.words))
+    again, again_conf, _spaces_sure = second_reading(page, box, lines, "eng")  # Latin spaces are certain
+    again = ocr_fixes(f, again)
+    value = normalise(f, again)
+    spaces = f.key not in ("contact_email", "corporate_number")
+    sure = (not cell.stray and valid(f, value) and _has_unit(f, again)
+            and ocr_latin.agree(cell.text, again, spaces) and not ocr_latin.ambiguous(again))
+    return Read(value, again, again_conf, sure)
+
+
+def _vote(f: layout.Field, readings: list[str]) -> str | None:
+    """The crop's reading (``readings[1]``) when the page's or the enlarged crop's agrees
+    with it (NFKC, no spaces) and it passes the field's rule.
+
+    The page and the enlarged crop must not outvote the crop: measured, they
+    can share a misreading of a blurred kanji (懸 → 抄) that the crop got right.
+    """
+    crop, others = ocr_fixes(f, readings[1]), readings[:1] + readings[2:]
+    for other in others:
+        if crop and compact(crop) == compact(ocr_fixes(f, other)) and valid(f, normalise(f, crop)):
+            return crop
+    return None
+
+
+def _japanese(page: Page, f: layout.Field, cell: CellText, box: tuple[int, int, int, int]) -> Read:
+    """A cell with Japanese in it: the page reading when tesseract was sure of it, else
+    the one that a re-read of the crop (and, failing that, of the crop enlarged) agrees with."""
+    value, conf = normalise(f, cell.text), min(w.conf for w in cell.words)
+    plain = not cell.stray and cell.spaces_sure and _has_unit(f, cell.text)
+    if not plain or not valid(f, value):
+        return Read(value, cell.text, conf, False)
+    if conf >= CONFIDENT and f.key not in DOUBLE_CHECKED:
+        return Read(value, cell.text, conf, True)
+    lines = len(text_lines(cell.words))
+    crop, _conf, crop_spaced = second_reading(page, box, lines, LANG)
+    readings = [cell.text, crop]
+    if _vote(f, readings) is None:
+        readings.append(second_reading(page, box, lines, LANG, ENLARGE)[0])
+    chosen = _vote(f, readings)
+    if chosen is None:
+        return Read(value, cell.text, conf, False)
+    if compact(chosen) == compact(cell.text):  # the page's spacing, measured on the page
+        return Read(value, cell.text, conf, True)
+    chosen = ocr_fixes(f, chosen)
+    return Read(normalise(f, chosen), chosen, conf, crop_spaced or f.lines > 1)
 
 
 def read_value(page: Page, f: layout.Field, words: list[Word], row: Row | None = None) -> Read | None:
     """A text/number/date cell (``row``: its table row); None when it is blank."""
     if not words:
         return None
-    text, used, plain = _cell_text(page, f, words)
-    value = normalise(f, text)
-    if value is None:
+    cell = _cell_text(page, f, words)
+    if normalise(f, cell.text) is None:
         return None
-    conf = min(w.conf for w in used)
-    if not plain or not valid(f, value):
-        return Read(value, text, conf, False)
-    if conf >= CONFIDENT and f.key not in DOUBLE_CHECKED and not text.isascii():
-        return Read(value, text, conf, True)
-    box, lines = region(used, row), len(text_lines(used))
-    again, again_conf = second_reading(page, box, lines, text.isascii())
-    if compact(ocr_fixes(f, again)) == compact(text):
-        return Read(value, text, max(conf, again_conf), True)
-    third, third_conf = second_reading(page, box, lines, not text.isascii())  # the other model breaks the tie
-    if compact(ocr_fixes(f, third)) == compact(ocr_fixes(f, again)) and valid(f, normalise(f, again)):
-        return Read(normalise(f, again), again, min(again_conf, third_conf), True)
-    # Latin text read twice by the Japanese model agrees with itself on its own errors
-    # (cojp, INDONES1A): only the English model may confirm it.
-    confirmed = compact(ocr_fixes(f, third)) == compact(text) and not text.isascii()
-    return Read(value, text, conf, confirmed)
+    box = region(cell.words, row)
+    if cell.text.isascii():
+        return _latin(page, f, cell, box)
+    return _japanese(page, f, cell, box)
 
 
 # ---------------------------------------------------------------- checkboxes
