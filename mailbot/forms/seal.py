@@ -111,8 +111,9 @@ def render_page(data: bytes, page_no: int, scale: float = SCALE) -> np.ndarray:
         text = pdfium_c.FPDF_PAGEOBJ_TEXT
         for obj in [o for o in page.get_objects(max_depth=0) if o.type == text or _is_rule(o)]:
             page.remove_obj(obj)
-        image = page.render(scale=scale, draw_annots=True).to_pil().convert("RGB")
-        return np.asarray(image)
+        # RGB straight from pdfium's buffer: the same pixels as via PIL, without ~10 ms of conversion.
+        bitmap = page.render(scale=scale, draw_annots=True, rev_byteorder=True)
+        return np.ascontiguousarray(bitmap.to_numpy()[..., :3])
     finally:
         pdf.close()
 
@@ -129,28 +130,51 @@ def _channels(rgb: np.ndarray) -> tuple[np.ndarray, ...]:
     return r, g, b, mx, mx - mn
 
 
-def red_mask(rgb: np.ndarray) -> np.ndarray:
-    """Seal red: hue ≤ 30° (vermilion and orange 朱肉) or ≥ 330°, S ≥ 0.18, V ≥ 70.
+def _on_candidates(rgb: np.ndarray, channel: int, exact) -> np.ndarray:
+    """``exact(pixels)`` evaluated only where ``channel`` is strictly the largest.
 
-    Wider than the notes' HSV box (H ≤ 20°, S ≥ 0.24) so that an orange or a
-    faint, pink stamp still counts; grey anti-aliasing and yellowish scan
-    paper (hue 40–60°) stay out.
+    A page is mostly white, grey and black, where no channel stands out: a
+    uint8 comparison rules those out, and the int32 hue arithmetic runs on
+    the few pixels left (the same mask, a fraction of the cost).
     """
+    c, o1, o2 = rgb[..., channel], rgb[..., (channel + 1) % 3], rgb[..., (channel + 2) % 3]
+    ys, xs = np.nonzero((c > o1) & (c > o2))
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[ys, xs] = exact(rgb[ys, xs][:, None, :])[:, 0]
+    return mask
+
+
+def _red_exact(rgb: np.ndarray) -> np.ndarray:
     r, g, b, mx, delta = _channels(rgb)
     hue = (r == mx) & (delta > 0) & (2 * (g - b) <= delta) & (2 * (b - g) <= delta)
     return hue & (delta * 100 >= 18 * mx) & (mx >= 70)
 
 
-def blue_mask(rgb: np.ndarray) -> np.ndarray:
-    """Blue ink (朱肉 is not the only ink): hue 200°–260°, saturated."""
+def _blue_exact(rgb: np.ndarray) -> np.ndarray:
     r, g, b, mx, delta = _channels(rgb)
     hue = (b == mx) & (delta > 0) & (3 * (r - g) <= delta) & (3 * (g - r) <= 2 * delta)
     return hue & (delta * 255 >= 60 * mx) & (mx >= 50)
 
 
+def red_mask(rgb: np.ndarray) -> np.ndarray:
+    """Seal red: hue ≤ 30° (vermilion and orange 朱肉) or ≥ 330°, S ≥ 0.18, V ≥ 70.
+
+    Wider than the notes' HSV box (H ≤ 20°, S ≥ 0.24) so that an orange or a
+    faint, pink stamp still counts; grey anti-aliasing and yellowish scan
+    paper (hue 40–60°) stay out. Such a hue has red strictly the largest
+    channel, so only those pixels are measured.
+    """
+    return _on_candidates(rgb, 0, _red_exact)
+
+
+def blue_mask(rgb: np.ndarray) -> np.ndarray:
+    """Blue ink (朱肉 is not the only ink): hue 200°–260°, saturated (blue strictly the largest)."""
+    return _on_candidates(rgb, 2, _blue_exact)
+
+
 def dark_mask(rgb: np.ndarray) -> np.ndarray:
-    """Black ink: every channel dark."""
-    return rgb.max(axis=-1) < 110
+    """Black ink: every channel dark (three uint8 comparisons: faster than a max over channels)."""
+    return (rgb[..., 0] < 110) & (rgb[..., 1] < 110) & (rgb[..., 2] < 110)
 
 
 # ---------------------------------------------------------------- shape measures
@@ -261,10 +285,13 @@ def stamps_in(mask: np.ndarray, color: str, px_per_pt: float, *, min_mm: float =
     without its lines (``split``). ``origin``: the (x, y) pixel of the
     mask's corner when it is a crop.
     """
-    if not mask.any():
-        return []
     px_per_mm = px_per_pt * PT_PER_MM
-    labels, _count = ndimage.label(_merge_strokes(mask, max(1, round(merge_mm * px_per_mm))))
+    merge = max(1, round(merge_mm * px_per_mm))
+    crop = _ink_crop(mask, merge)
+    if crop is None:
+        return []
+    mask, origin = mask[crop], (origin[0] + crop[1].start, origin[1] + crop[0].start)
+    labels, _count = ndimage.label(_merge_strokes(mask, merge))
     found = []
     for index, sl in enumerate(ndimage.find_objects(labels * mask), start=1):
         if sl is None:
@@ -276,6 +303,21 @@ def stamps_in(mask: np.ndarray, color: str, px_per_pt: float, *, min_mm: float =
             rest = ink & ~_lines(ink, round(LINE_MIN_MM * px_per_mm))
             found += stamps_in(rest, color, px_per_pt, min_mm=min_mm, merge_mm=merge_mm, origin=corner, split=False)
     return found
+
+
+def _ink_crop(mask: np.ndarray, pad: int) -> tuple[slice, slice] | None:
+    """The rows and columns around all of ``mask``'s ink, ``pad`` pixels wider; None when blank.
+
+    Merging and labelling only there gives the same components as on the
+    whole page (the margin is as wide as the merge, so the filters' edge
+    handling never reaches ink) at a fraction of the pixels.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not rows.size:
+        return None
+    top, bottom = int(rows[0]), int(rows[-1])  # plain ints: bboxes stay Python floats
+    cols = np.flatnonzero(mask[top:bottom + 1].any(axis=0))
+    return slice(max(0, top - pad), bottom + pad + 1), slice(max(0, int(cols[0]) - pad), int(cols[-1]) + pad + 1)
 
 
 def _lines(ink: np.ndarray, run: int) -> np.ndarray:
