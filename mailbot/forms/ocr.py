@@ -13,6 +13,7 @@ never allowed to put a wrong value in front of the checks unflagged.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import os
@@ -29,7 +30,7 @@ import pytesseract
 
 from mailbot.checks.corporate import is_valid_corporate_number
 from mailbot.errors import PdfError
-from mailbot.forms import layout, ocr_latin, scan_image, scan_seal
+from mailbot.forms import layout, ocr_latin, ocr_marks, scan_image, scan_seal
 from mailbot.forms.fields import label_key, nfkc, normalise
 from mailbot.forms.reading import FormReading
 from mailbot.forms.scan_image import Box, Page, Row, px
@@ -519,18 +520,31 @@ def _reading(reads: dict[str, Read], seal_: object, page: Page, pages: int, form
     )
 
 
+def _doubt_marked(reads: dict[str, Read], matched: dict[str, Cell], marks: list) -> dict[str, Read]:
+    """Rows whose text runs close to a stamp are doubted: the stamp may cover some of it."""
+    out = dict(reads)
+    for key, cell in matched.items():
+        read = out.get(key)
+        if read is not None and read.sure and ocr_marks.near_text(cell.words, cell.row.top, cell.row.bottom, marks):
+            out[key] = dataclasses.replace(read, sure=False)
+    return out
+
+
 def read_page(pdf: pdfium.PdfDocument, index: int) -> FormReading | None:
     """Page ``index`` (0-based) read as the form; None when it is not the form."""
     page = scan_image.prepare(*scan_image.render(pdf, index))
     words = tesseract(page.ink)
-    found = cells(page, words)
-    matched = match_fields(found)
+    matched = match_fields(cells(page, words))
     free = text_lines([w for w in words if not any(r.top < w.cy < r.bottom for r in page.rows)])
     if not is_form(matched, ["".join(w.text for w in line) for line in free]):
         return None
-    reads = read_fields(page, matched, free)
     row = next((matched.get(f.key) for f in layout.table_fields() if f.seal_mark), None)
-    seal_ = scan_seal.detect(page, index + 1, scan_seal.name_row(row.row if row else None))
+    name_row = scan_seal.name_row(row.row if row else None)
+    stamps = scan_seal.stamps(page, name_row)
+    marks = ocr_marks.merge(scan_image.crossing_marks(page) + [scan_seal.pixel_box(s) for s in stamps], px(5))
+    matched = match_fields(cells(page, ocr_marks.outside(words, marks)))  # the stamp's strokes are no value
+    reads = _doubt_marked(read_fields(page, matched, free), matched, marks)
+    seal_ = scan_seal.detect(page, index + 1, name_row, stamps)
     return _reading(reads, seal_, page, len(pdf), index + 1)
 
 

@@ -232,3 +232,34 @@ def blank_run(ink: np.ndarray, top: int, bottom: int, x0: int, x1: int) -> int:
         run = run + 1 if empty else 0
         best = max(best, run)
     return best
+
+
+# ---------------------------------------------------------------- marks across the rules
+
+def _crossing_seeds(ink: np.ndarray, rules: np.ndarray, rows: tuple[Row, ...]) -> list[tuple[int, int]]:
+    """(x, y) where ink reaches a horizontal rule from above and below at the same x.
+
+    Typed text keeps inside its cell; a stamp (or a stroke across the table)
+    does not, so ink on both sides of a rule at the same x is no cell's text.
+    """
+    seeds, reach, near = [], px(2), px(3)
+    for y in sorted({r.top for r in rows} | {r.bottom for r in rows}):
+        window = rules[max(0, y - near):y + near, :]
+        band = np.nonzero(window.mean(axis=1) > 0.3)[0]  # the rule's own rows, not a vertical crossing it
+        if not len(band):
+            continue
+        above, below = max(0, y - near) + band[0], max(0, y - near) + band[-1]
+        both = ink[max(0, above - reach):above, :].any(axis=0) & ink[below + 1:below + 1 + reach, :].any(axis=0)
+        xs = np.nonzero(both)[0]
+        seeds += [(int(x), int(above) - 1) for x in xs] + [(int(x), int(below) + 1) for x in xs]
+    return seeds
+
+
+def crossing_marks(page: Page) -> list[tuple[int, int, int, int]]:
+    """Boxes (x0, top, x1, bottom) of ink pieces that cross a table rule: a stamp's ring and
+    characters (black, grey, or a red one on a grey scan), never typed cell text."""
+    _count, labels, stats, _ = cv2.connectedComponentsWithStats(page.ink.astype(np.uint8), connectivity=8)
+    hit = {int(labels[y, x]) for x, y in _crossing_seeds(page.ink, page.rules, page.rows)
+           if 0 <= y < labels.shape[0] and labels[y, x]}
+    return [(int(stats[i, 0]), int(stats[i, 1]), int(stats[i, 0] + stats[i, 2]), int(stats[i, 1] + stats[i, 3]))
+            for i in sorted(hit)]

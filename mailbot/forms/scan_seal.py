@@ -15,7 +15,7 @@ import cv2
 
 from mailbot.forms import seal
 from mailbot.forms.reading import Seal
-from mailbot.forms.scan_image import DPI, Page, Row, pt
+from mailbot.forms.scan_image import DPI, Page, Row, pt, px
 
 GRAY_CONFIDENCE = 0.2  # a grey scan: the colour, and so the verdict, is unknown
 
@@ -25,10 +25,25 @@ def name_row(row: Row | None) -> seal.NameRow | None:
     return seal.NameRow(pt(row.top), pt(row.bottom), pt(row.split)) if row else None
 
 
-def detect(page: Page, page_no: int, row: seal.NameRow | None) -> Seal:
-    """The seal verdict of a scanned page (``page_no`` 1-based); low confidence when grey."""
+def stamps(page: Page, row: seal.NameRow | None) -> list[seal.Stamp]:
+    """Every stamp-like mark find_stamps sees on the page (none on a grey scan: no red to see)."""
     if page.grayscale:
-        return Seal(False, False, None, GRAY_CONFIDENCE, page_no, None)
+        return []
     factor = seal.DPI / DPI
     rgb = cv2.resize(page.rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    return seal.judge(seal.find_stamps(rgb, seal.SCALE, row), row, page_no)
+    return seal.find_stamps(rgb, seal.SCALE, row)
+
+
+def detect(page: Page, page_no: int, row: seal.NameRow | None,
+           found: list[seal.Stamp] | None = None) -> Seal:
+    """The seal verdict of a scanned page (``page_no`` 1-based); low confidence when grey.
+    ``found``: the page's stamps() when the caller has them already."""
+    if page.grayscale:
+        return Seal(False, False, None, GRAY_CONFIDENCE, page_no, None)
+    return seal.judge(found if found is not None else stamps(page, row), row, page_no)
+
+
+def pixel_box(stamp: seal.Stamp) -> tuple[int, int, int, int]:
+    """A stamp's bbox (PDF points) in the OCR page's pixels (x0, top, x1, bottom)."""
+    x0, top, x1, bottom = stamp.bbox
+    return px(x0), px(top), px(x1), px(bottom)
