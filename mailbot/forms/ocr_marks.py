@@ -52,7 +52,7 @@ def _inside(word: Boxed, box: Box, margin: int) -> bool:
 
 def outside(words: list, boxes: list[Box]) -> list:
     """The words that are not part of a mark."""
-    return [w for w in words if not any(_inside(w, box, px(2)) for box in boxes)]
+    return [w for w in words if not any(_inside(w, box, px(4)) for box in boxes)]  # ring fragments sit on its edge
 
 
 def near_text(words: list, top: int, bottom: int, boxes: list[Box]) -> bool:

@@ -18,7 +18,7 @@ import pypdfium2 as pdfium
 import pytest
 
 from mailbot.errors import PdfError
-from mailbot.forms import layout, ocr
+from mailbot.forms import layout, ocr, ocr_latin
 from mailbot.forms.fill import render_application, sample_values
 from mailbot.forms.reading import FormReading
 from mailbot.forms.scan import simulate_scan
@@ -120,3 +120,24 @@ def test_missing_tesseract_is_a_pdf_error(monkeypatch):
     with pytest.raises(PdfError) as err:
         ocr.read_scanned(b"%PDF-1.4")
     assert err.value.code == "ocr_unavailable" and "OCR" in err.value.message
+
+
+@pytest.mark.parametrize(("text", "doubted"), [
+    ("Jl. Sudirman Kav. 52, Jakarta, Indonesia", True),  # Jl or JI: nothing in the word decides
+    ("JI. Sudirman", True),
+    ("INDONES1A", True),
+    ("Lot A-1, Thang Long Industrial Park, Dong Anh, Hanoi, Vietnam", False),
+    ("HOKUTO TECHNOLOGY (THAILAND) CO., LTD.", False),
+    ("n.kobayashi@sakura-logi.co.jp", False),
+    ("092-471-5500", False),
+])
+def test_an_i_or_l_its_word_cannot_decide_is_doubted(text, doubted):
+    assert ocr_latin.ambiguous(text) is doubted
+
+
+def test_the_english_reading_stands_only_for_the_same_glyphs():
+    assert ocr_latin.agree("info@yamamoto-foods.cojp", "info@yamamoto-foods.co.jp", spaces=False)
+    assert ocr_latin.agree("5196", "51%")  # the Japanese model reads % as 96
+    assert ocr_latin.agree("PT SAKURA LOGISTICS INDONES1A", "PT SAKURA LOGISTICS INDONESIA")
+    assert not ocr_latin.agree("Duesseldorf, Germany", "Duesseldorf Germany")  # a mark only the page saw
+    assert not ocr_latin.agree("sample-seiki", "sample-seika")
