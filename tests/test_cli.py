@@ -191,3 +191,20 @@ def test_inspect_reads_the_consultation_form_and_judges_it_by_its_own_rules(tmp_
     assert data["form"] == "consultation"
     assert [p["code"] for p in data["problems"]] == ["contact_email_invalid", "preferred_dates_missing"]
     assert data["valid"] is False
+
+
+def test_inspect_says_clearly_when_ocr_is_unavailable(tmp_path):
+    """GIVEN a scanned form and a machine where tesseract cannot be found
+    WHEN inspected
+    THEN exit 2 with the error code ocr_unavailable (not 'not a form', not a crash)."""
+    import os
+
+    from mailbot.forms.scan import simulate_scan
+
+    pdf = tmp_path / "scan.pdf"
+    pdf.write_bytes(simulate_scan(render_application(sample_values()), dpi=150))
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable)}
+    result = subprocess.run([*CLI, "inspect", str(pdf), "--json"], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert json.loads(result.stdout)["error"]["code"] == "ocr_unavailable"
