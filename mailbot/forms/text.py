@@ -476,8 +476,9 @@ def _read_page(data: bytes, page, page_no: int, spec: FormSpec,
         return raw_values(cells, lines, spec), NO_SEAL
     seal = detect_seal(data, page_no, _name_row(cells, lines))
     if seal.present and seal.color != "red" and seal.bbox:
-        chars = _drop_stamp_glyphs(chars, seal.bbox)
-        cells, lines = table_cells(page, chars, spec), text_lines(chars)
+        kept = _drop_stamp_glyphs(chars, seal.bbox)
+        if len(kept) < len(chars):  # read again only when the stamp had glyphs of its own
+            cells, lines = table_cells(page, kept, spec), text_lines(kept)
     return raw_values(cells, lines, spec), seal
 
 
