@@ -174,10 +174,16 @@ def _widget(annot, page_no: int, page_top: float) -> Widget | None:
     return Widget(name, _value(widget, button), button, page_no, rect, page_top) if name else None
 
 
-def widgets(data: bytes) -> list[Widget]:
-    """Every named widget of the PDF; [] when it has no AcroForm or pypdf cannot read it."""
+def widgets(data: bytes, reader: PdfReader | None = None) -> list[Widget]:
+    """Every named widget of the PDF; [] when it has no AcroForm or pypdf cannot read it.
+
+    ``reader``: pypdf's reader of ``data`` when the caller has one (preflight's).
+    One that preflight decrypted (an owner password) is not used: such a PDF
+    reads as it always did, through a reader of its own.
+    """
     try:
-        reader = PdfReader(io.BytesIO(data))
+        if reader is None or reader.is_encrypted:
+            reader = PdfReader(io.BytesIO(data))
         if "/AcroForm" not in reader.trailer["/Root"]:
             return []
         found = []
@@ -321,12 +327,13 @@ def _name_row(matched: list[tuple[Target, Widget]], page: int) -> NameRow | None
     return None
 
 
-def read_acroform(data: bytes, pdf) -> FormReading | None:
+def read_acroform(data: bytes, pdf, reader: PdfReader | None = None) -> FormReading | None:
     """The form read from its widgets; None when the PDF has none of ours filled in.
 
-    ``pdf`` is the open pdfplumber.PDF of ``data`` (for the page count).
+    ``pdf`` is the open pdfplumber.PDF of ``data`` (for the page count);
+    ``reader`` pypdf's, when the caller already has one.
     """
-    matched = [(t, w) for w in widgets(data) if (t := resolve(w.name)) is not None]
+    matched = [(t, w) for w in widgets(data, reader) if (t := resolve(w.name)) is not None]
     collected = _Collected({}, {}, {})
     for target, w in matched:
         _collect_one(collected, target, w)

@@ -70,6 +70,11 @@ def check(data: bytes, max_pages: int) -> int:
     pypdf is quick and stops decompression bombs at its limits, so it looks
     first (shared/notes/pdf.md: hostile PDFs).
     """
+    return len(checked_reader(data, max_pages).pages)
+
+
+def checked_reader(data: bytes, max_pages: int) -> pypdf.PdfReader:
+    """``check``, returning pypdf's reader: the fillable-form reader reuses it (one parse, not two)."""
     if b"%PDF-" not in data[:1024]:
         raise error("not_pdf")
     if b"%%EOF" not in data[-2048:]:  # a truncated download or attachment
@@ -84,7 +89,7 @@ def check(data: bytes, max_pages: int) -> int:
         raise error("too_complex") from exc
     except PARSE_ERRORS as exc:
         raise error("broken") from exc
-    return pages
+    return reader
 
 
 def _open(data: bytes) -> pypdf.PdfReader:

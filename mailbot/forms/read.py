@@ -55,9 +55,10 @@ def read_form(data: bytes, *, max_pages: int = 50) -> FormReading:
     (``not_pdf``, ``encrypted``, ``broken``, ``too_many_pages``,
     ``too_complex``, ``ocr_unavailable``) when the PDF cannot be read.
     """
-    pages = preflight.check(data, max_pages)
+    reader = preflight.checked_reader(data, max_pages)
+    pages = len(reader.pages)
     with _open(data) as pdf:
-        reading = acroform.read_acroform(data, pdf) or text.find_form(data, pdf)
+        reading = acroform.read_acroform(data, pdf, reader) or text.find_form(data, pdf)
         scans = [] if reading else pages_for_ocr(pdf)
     if reading is None and scans:
         reading = ocr.read_scanned(data, scans[:MAX_OCR_PAGES])
