@@ -492,13 +492,23 @@ def _continuation(pdf: pdfplumber.PDF, index: int, spec: FormSpec) -> dict[str, 
     page = pdf.pages[index]
     try:
         clean = page.filter(_not_seal_ink)
-        text = clean.extract_text() or ""
+        chars, lines, text = _laid_out(clean)
         if not clean_text(text) or any(_flat(s.title) in _flat(text) for s in SPECS):
             return {}
-        chars = page_chars(clean)
-        return raw_values(table_cells(clean, chars, spec), text_lines(chars), spec)
+        return raw_values(table_cells(clean, chars, spec), lines, spec)
     finally:
         page.close()
+
+
+def _laid_out(page) -> tuple[list[dict], list[dict], str]:
+    """A page's characters, their lines and the lines' text.
+
+    The text serves to recognise the page: pdfplumber's extract_text would
+    lay the characters out a second time.
+    """
+    chars = page_chars(page)
+    lines = text_lines(chars)
+    return chars, lines, "\n".join(line["text"] for line in lines)
 
 
 def _seen_share(raw: dict[str, str], spec: FormSpec) -> float:
@@ -507,15 +517,9 @@ def _seen_share(raw: dict[str, str], spec: FormSpec) -> float:
 
 
 def _form_page(data: bytes, page, number: int) -> tuple[FormSpec, dict, Seal] | None | bool:
-    """(spec, raw, seal) when the page is a form; None when not; False when garbled.
-
-    The page's own lines serve to recognise it (pdfplumber's extract_text
-    would lay the characters out a second time).
-    """
+    """(spec, raw, seal) when the page is a form; None when not; False when garbled."""
     clean = page.filter(_not_seal_ink)
-    chars = page_chars(clean)
-    lines = text_lines(chars)
-    text = "\n".join(line["text"] for line in lines)
+    chars, lines, text = _laid_out(clean)
     spec = form_of_text(text)
     if spec is None:
         return None
