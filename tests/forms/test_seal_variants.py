@@ -80,3 +80,52 @@ def test_a_full_render_with_text_and_rules_like_a_scan(name):
     row = NameRow(top=220.0, bottom=238.5, label_x1=230.0)  # the sample form's 代表者氏名 row
     seal = judge(find_stamps(rgb, SCALE, row), row, 1)
     assert (seal.present, seal.near_field, seal.color) == VARIANTS[name][1]
+
+
+# ---------------------------------------------------------------- the fast paths give the plain answers
+
+def _hsv_parts(rgb: np.ndarray) -> tuple[np.ndarray, ...]:
+    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    return r, g, b, mx, mx - mn
+
+
+def test_colour_masks_equal_their_formulas_on_every_pixel():
+    """red_mask/blue_mask measure only candidate pixels; the answer is the formula's on all of them."""
+    from mailbot.forms.seal import blue_mask, red_mask
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    rgb[:100] = rgb[:100, :, :1]  # greys and whites: no channel stands out
+    r, g, b, mx, delta = _hsv_parts(rgb)
+    red = (r == mx) & (delta > 0) & (2 * (g - b) <= delta) & (2 * (b - g) <= delta)
+    blue = (b == mx) & (delta > 0) & (3 * (r - g) <= delta) & (3 * (g - r) <= 2 * delta)
+    assert np.array_equal(red_mask(rgb), red & (delta * 100 >= 18 * mx) & (mx >= 70))
+    assert np.array_equal(blue_mask(rgb), blue & (delta * 255 >= 60 * mx) & (mx >= 50))
+
+
+def test_line_filter_equals_the_plain_opening_also_at_the_edges():
+    """_lines skips rows/columns that cannot hold a run; runs cut by the edge still count."""
+    from scipy import ndimage
+
+    from mailbot.forms.seal import _lines
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        h, w = rng.integers(1, 90, 2)
+        run = int(rng.integers(1, 60))
+        ink = rng.random((h, w)) < rng.random() ** 0.3
+        plain = np.zeros(ink.shape, bool)
+        for axis in (0, 1):
+            eroded = ndimage.minimum_filter1d(ink.view(np.uint8), run, axis=axis)
+            plain |= ndimage.maximum_filter1d(eroded, run, axis=axis).astype(bool)
+        assert np.array_equal(_lines(ink, run), plain), (h, w, run)
+
+
+def test_stamps_at_the_page_edges_are_found_whole():
+    """Stamps are measured on a crop around the ink: one by a page corner measures as in the middle."""
+    [middle] = find_stamps(_page_with_ring((220, 40, 30), centre=(300, 400), radius=28), 1.0)
+    [corner] = find_stamps(_page_with_ring((220, 40, 30), centre=(31, 31), radius=28), 1.0)
+    assert corner.bbox == tuple(v - d for v, d in zip(middle.bbox, (269, 369, 269, 369)))
+    assert (corner.circularity, corner.density, corner.ring, corner.score) == \
+        (middle.circularity, middle.density, middle.ring, middle.score)
