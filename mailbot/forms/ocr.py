@@ -30,7 +30,7 @@ import pytesseract
 
 from mailbot.checks.corporate import is_valid_corporate_number
 from mailbot.errors import PdfError
-from mailbot.forms import layout, ocr_latin, ocr_marks, scan_image, scan_seal
+from mailbot.forms import layout, ocr_latin, ocr_marks, ocr_spacing, scan_image, scan_seal
 from mailbot.forms.fields import label_key, nfkc, normalise
 from mailbot.forms.reading import FormReading
 from mailbot.forms.scan_image import Box, Page, Row, px
@@ -149,14 +149,32 @@ def _spaced(left: Word, right: Word, ink: np.ndarray, top: int, bottom: int, em:
     return True if gap >= 0.45 else False if gap < 0.30 else None
 
 
+def _pixel_spaces(line: list[Word], ink: np.ndarray, top: int, bottom: int, em: float) -> list[bool | None] | None:
+    """The space at each junction of the line's characters as its pixels' pitch shows it
+    (ocr_spacing); None when the line cannot be cut into its characters."""
+    pad = round(0.3 * em)  # tesseract's boxes clip the first and last glyph's edges
+    x0, x1 = max(0, min(w.x0 for w in line) - pad), max(w.x1 for w in line) + pad
+    return ocr_spacing.spaces(ink[max(0, top):bottom, x0:x1], "".join(w.text for w in line), em)
+
+
+def _agreed(boxes: bool | None, pixels: bool | None, a: str, b: str) -> bool | None:
+    """One word junction decided by the word boxes and by the pitch: Latin by the words
+    alone; otherwise the pitch, and None when the two disagree."""
+    if (a.isascii() and b.isascii()) or pixels is None:
+        return boxes
+    return pixels if boxes is None or boxes == pixels else None
+
+
 def spaced_text(line: list[Word], ink: np.ndarray) -> tuple[str, bool]:
     """One line's text with spaces where the page shows them (「山田 太郎」, not 「山田太郎」),
     and False when a space could not be told from a wide glyph."""
     top, bottom, em = min(w.top for w in line), max(w.bottom for w in line), em_size(line)
-    out, sure = line[0].text, True
+    pixels = _pixel_spaces(line, ink, top, bottom, em)
+    out, sure, at = line[0].text, True, len(line[0].text)
     for left, right in itertools.pairwise(line):
-        space = _spaced(left, right, ink, top, bottom, em)
-        out, sure = out + (" " if space else "") + right.text, sure and space is not None
+        boxes = _spaced(left, right, ink, top, bottom, em)
+        space = _agreed(boxes, pixels[at - 1] if pixels else None, left.text[-1], right.text[0])
+        out, sure, at = out + (" " if space else "") + right.text, sure and space is not None, at + len(right.text)
     return out, sure
 
 
