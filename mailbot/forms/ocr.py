@@ -266,6 +266,7 @@ def valid(f: layout.Field, value: object) -> bool:
     return _valid_scalar(f, value)
 
 
+JA_ADDRESSES = frozenset({"address"})  # Japanese addresses (the overseas base's is in Latin)
 _DASH_BETWEEN_DIGITS = re.compile(r"(?<=\d)\s*[ー一―−‐–—~〜]\s*(?=\d)")
 
 
@@ -273,9 +274,12 @@ def ocr_fixes(f: layout.Field, text: str) -> str:
     """Undo OCR's usual misreadings that the field's type makes unambiguous.
 
     A dash between digits (03ー1234, 1一12) is a hyphen; in a whole number a
-    "." before three digits (1.200名) is the thousands comma.
+    "." before three digits (1.200名) is the thousands comma; in a Japanese
+    address a "." or "," between digits (西2.1) is a hyphen.
     """
     text = _DASH_BETWEEN_DIGITS.sub("-", nfkc(text) if f.kind != "text" else text)
+    if f.key in JA_ADDRESSES:  # 丁目-番地-号 are joined by hyphens; no 住所 has a decimal point
+        text = re.sub(r"(?<=\d)[.,](?=\d)", "-", text)
     if f.kind == "int":
         text = re.sub(r"(?<=\d)[.,]{1,2}(?=\d{3}(\D|$))", ",", text)  # 3,.450: a comma and a speck
     # Katakana twins of kanji (ニ/二, ロ/口, エ/工, カ/力, タ/夕, ハ/八) after a kanji and
@@ -319,21 +323,35 @@ def region(words: list[Word], row: Row | None) -> tuple[int, int, int, int]:
     return x0, min(w.top for w in words) - pad, x1, max(w.bottom for w in words) + pad
 
 
+def _crop(page: Page, box: tuple[int, int, int, int], scale: float, own_threshold: bool) -> np.ndarray:
+    """The ink in ``box`` (white-bordered, ``scale``d); ``own_threshold``: only what is
+    darker than the crop's own Otsu threshold, for a cell the page's threshold
+    inked too heavily (a 150 dpi JPEG: strokes run together and tesseract reads nothing)."""
+    x0, top, x1, bottom = max(0, box[0]), max(0, box[1]), box[2], box[3]
+    crop = page.ink[top:bottom, x0:x1]
+    if own_threshold and crop.any():
+        gray = cv2.cvtColor(np.ascontiguousarray(page.rgb[top:bottom, x0:x1]), cv2.COLOR_RGB2GRAY)
+        crop = crop & (gray < cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[0])
+    if scale != 1.0:
+        crop = cv2.resize(crop.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) > 0
+    return np.pad(crop, px(6), constant_values=False)  # tesseract wants a white border
+
+
 def second_reading(page: Page, box: tuple[int, int, int, int], lines: int, lang: str,
                    scale: float = 1.0) -> tuple[str, float, bool]:
     """The text in ``box`` OCR'd again on its own (``lang``: "eng" for Latin-only text).
 
     A crop is laid out differently from the whole page, so tesseract's errors
     there are not the same ones: two readings that agree are trustworthy.
-    ``scale`` enlarges the crop for a third view of the same glyphs. Returns the
+    ``scale`` enlarges the crop for a third view of the same glyphs; a crop
+    that reads as nothing is read once more at its own threshold. Returns the
     text, its lowest word confidence, and whether its spaces are certain.
     """
-    x0, top, x1, bottom = box
-    crop = page.ink[max(0, top):bottom, max(0, x0):x1]
-    if scale != 1.0:
-        crop = cv2.resize(crop.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) > 0
-    crop = np.pad(crop, px(6), constant_values=False)  # tesseract wants a white border
+    crop = _crop(page, box, scale, own_threshold=False)
     again = tesseract(crop, lang, 7 if lines == 1 else 6)
+    if not again:
+        crop = _crop(page, box, scale, own_threshold=True)
+        again = tesseract(crop, lang, 7 if lines == 1 else 6)
     if not again:
         return "", 0.0, True
     spaced = [spaced_text(line, crop) for line in text_lines(again)]
