@@ -148,12 +148,14 @@ def _on_candidates(rgb: np.ndarray, channel: int, exact) -> np.ndarray:
 
 
 def _red_exact(rgb: np.ndarray) -> np.ndarray:
+    """The red hue/saturation/value test on every pixel of ``rgb`` (see red_mask)."""
     r, g, b, mx, delta = _channels(rgb)
     hue = (r == mx) & (delta > 0) & (2 * (g - b) <= delta) & (2 * (b - g) <= delta)
     return hue & (delta * 100 >= 18 * mx) & (mx >= 70)
 
 
 def _blue_exact(rgb: np.ndarray) -> np.ndarray:
+    """The blue hue/saturation/value test on every pixel of ``rgb`` (see blue_mask)."""
     r, g, b, mx, delta = _channels(rgb)
     hue = (b == mx) & (delta > 0) & (3 * (r - g) <= delta) & (3 * (g - r) <= 2 * delta)
     return hue & (delta * 255 >= 60 * mx) & (mx >= 50)

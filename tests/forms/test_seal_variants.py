@@ -4,9 +4,20 @@ import time
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from mailbot.forms.read import read_form
-from mailbot.forms.seal import SCALE, NameRow, detect_seal, find_stamps, judge, render_page
+from mailbot.forms.seal import (
+    SCALE,
+    NameRow,
+    _lines,
+    blue_mask,
+    detect_seal,
+    find_stamps,
+    judge,
+    red_mask,
+    render_page,
+)
 from tests.forms.seal_variants import VARIANTS, build
 
 
@@ -92,8 +103,6 @@ def _hsv_parts(rgb: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def test_colour_masks_equal_their_formulas_on_every_pixel():
     """red_mask/blue_mask measure only candidate pixels; the answer is the formula's on all of them."""
-    from mailbot.forms.seal import blue_mask, red_mask
-
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)
     rgb[:100] = rgb[:100, :, :1]  # greys and whites: no channel stands out
@@ -106,10 +115,6 @@ def test_colour_masks_equal_their_formulas_on_every_pixel():
 
 def test_line_filter_equals_the_plain_opening_also_at_the_edges():
     """_lines skips rows/columns that cannot hold a run; runs cut by the edge still count."""
-    from scipy import ndimage
-
-    from mailbot.forms.seal import _lines
-
     rng = np.random.default_rng(5)
     for _ in range(300):
         h, w = rng.integers(1, 90, 2)
