@@ -149,7 +149,7 @@ def _spaced(left: Word, right: Word, ink: np.ndarray, top: int, bottom: int, em:
     return True if gap >= 0.45 else False if gap < 0.30 else None
 
 
-def _pixel_spaces(line: list[Word], ink: np.ndarray, top: int, bottom: int, em: float) -> list[bool | None] | None:
+def _pixel_spaces(line: list[Word], ink: np.ndarray, top: int, bottom: int, em: float) -> list[str | None] | None:
     """The space at each junction of the line's characters as its pixels' pitch shows it
     (ocr_spacing); None when the line cannot be cut into its characters."""
     pad = round(0.3 * em)  # tesseract's boxes clip the first and last glyph's edges
@@ -157,12 +157,12 @@ def _pixel_spaces(line: list[Word], ink: np.ndarray, top: int, bottom: int, em: 
     return ocr_spacing.spaces(ink[max(0, top):bottom, x0:x1], "".join(w.text for w in line), em)
 
 
-def _agreed(boxes: bool | None, pixels: bool | None, a: str, b: str) -> bool | None:
-    """One word junction decided by the word boxes and by the pitch: Latin by the words
-    alone; otherwise the pitch, and None when the two disagree."""
+def _agreed(boxes: bool | None, pixels: str | None, a: str, b: str) -> str | None:
+    """One word junction ("", " " or 「　」) decided by the word boxes and by the pitch:
+    Latin by the words alone; otherwise the pitch, and None when the two disagree."""
     if (a.isascii() and b.isascii()) or pixels is None:
-        return boxes
-    return pixels if boxes is None or boxes == pixels else None
+        return None if boxes is None else " " if boxes else ""
+    return pixels if boxes is None or boxes == (pixels != "") else None
 
 
 def spaced_text(line: list[Word], ink: np.ndarray) -> tuple[str, bool]:
@@ -174,7 +174,7 @@ def spaced_text(line: list[Word], ink: np.ndarray) -> tuple[str, bool]:
     for left, right in itertools.pairwise(line):
         boxes = _spaced(left, right, ink, top, bottom, em)
         space = _agreed(boxes, pixels[at - 1] if pixels else None, left.text[-1], right.text[0])
-        out, sure, at = out + (" " if space else "") + right.text, sure and space is not None, at + len(right.text)
+        out, sure, at = out + (space or "") + right.text, sure and space is not None, at + len(right.text)
     return out, sure
 
 

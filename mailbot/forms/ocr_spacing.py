@@ -93,8 +93,10 @@ def cut(runs: list[tuple[int, int]], chars: str, em: float) -> tuple[list[tuple[
     return None
 
 
-def junction(a: str, b: str, left: tuple[int, int], right: tuple[int, int], pitch: float) -> bool | None:
-    """Whether a space separates characters ``a`` and ``b`` (cells ``left``, ``right``)."""
+def junction(a: str, b: str, left: tuple[int, int], right: tuple[int, int], pitch: float) -> str | None:
+    """The space between characters ``a`` and ``b`` (cells ``left``, ``right``): "" for
+    none, " " for a half-width space, 「　」 for a full-width one; None when the
+    pixels cannot tell."""
     if a in _NO_CENTRE or b in _NO_CENTRE:
         return None
     if not (is_wide(a) or is_wide(b)):
@@ -102,13 +104,16 @@ def junction(a: str, b: str, left: tuple[int, int], right: tuple[int, int], pitc
     distance = ((right[0] + right[1]) - (left[0] + left[1])) / 2
     excess = distance / pitch - (advance(a) + advance(b)) / 2
     if abs(excess) <= NO_SPACE:
-        return False
-    return True if any(lo <= excess <= hi for lo, hi in SPACE_BANDS) else None
+        return ""
+    half, full = SPACE_BANDS
+    if half[0] <= excess <= half[1]:
+        return " "
+    return "\u3000" if full[0] <= excess <= full[1] else None  # typed as it was: free text keeps 「　」
 
 
-def spaces(band: np.ndarray, chars: str, em: float) -> list[bool | None] | None:
-    """For each junction of ``chars`` (no spaces in it), whether the band shows a space
-    there (None: this junction cannot be told); None when the line cannot be cut."""
+def spaces(band: np.ndarray, chars: str, em: float) -> list[str | None] | None:
+    """For each junction of ``chars`` (no spaces in it), the space the band shows there
+    (junction(); None: this one cannot be told); None when the line cannot be cut."""
     found = cut(ink_runs(band), chars, em) if len(chars) >= 2 else None
     if found is None:
         return None

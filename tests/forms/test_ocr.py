@@ -14,11 +14,13 @@ import os
 import time
 from functools import cache
 
+import numpy as np
 import pypdfium2 as pdfium
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
 from mailbot.errors import PdfError
-from mailbot.forms import layout, ocr, ocr_latin
+from mailbot.forms import layout, ocr, ocr_latin, ocr_spacing
 from mailbot.forms.fill import render_application, sample_values
 from mailbot.forms.reading import FormReading
 from mailbot.forms.scan import simulate_scan
@@ -141,3 +143,41 @@ def test_the_english_reading_stands_only_for_the_same_glyphs():
     assert ocr_latin.agree("PT SAKURA LOGISTICS INDONES1A", "PT SAKURA LOGISTICS INDONESIA")
     assert not ocr_latin.agree("Duesseldorf, Germany", "Duesseldorf Germany")  # a mark only the page saw
     assert not ocr_latin.agree("sample-seiki", "sample-seika")
+
+
+IPAEX_MINCHO = "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf"  # fonts-ipaexfont (notes/pdf.md)
+
+
+def printed_line(text: str, size: int = 40) -> np.ndarray:
+    """A line of ``text`` printed in a Mincho other than the form's, as ink (True)."""
+    font = ImageFont.truetype(IPAEX_MINCHO, size)
+    image = Image.new("L", (size * len(text) + 2 * size, int(1.5 * size)), 255)
+    ImageDraw.Draw(image).text((size // 2, size // 5), text, font=font, fill=0)
+    return np.asarray(image) < 128
+
+
+@pytest.mark.parametrize("text", [
+    "株式会社北斗テクノロジー", "東京都港区赤坂1-12-32 サンプルビル5階", "山本 さくら", "中村　翔",
+    "みなとみらい2-2-1", "ソフトウェア開発", "梅田3-4-5 梅田タワー12階", "営業本部　第二営業部",
+])
+def test_spaces_next_to_kana_come_from_the_pitch(text):
+    chars = text.replace(" ", "").replace("　", "")
+    # em deliberately 10% off: OCR's box heights only estimate it, the line's pitch decides
+    decided = ocr_spacing.spaces(printed_line(text), chars, 36.0)
+    # the space (or "") after each character but the last
+    truth = [text[i + 1] if text[i + 1] in " 　" else "" for i, ch in enumerate(text[:-1]) if ch not in " 　"]
+    assert decided is not None and len(decided) == len(truth)
+    for (a, b), got, want in zip(zip(chars, chars[1:]), decided, truth):
+        if ocr_spacing.is_wide(a) and ocr_spacing.is_wide(b):
+            assert got == want, (a, b)
+        assert got in (None, want), (a, b)  # Latin junctions are left to the word boxes
+
+
+def test_a_line_that_does_not_cut_into_its_characters_decides_nothing():
+    band = printed_line("株式会社北斗テクノロジー")
+    assert ocr_spacing.spaces(band, "株式会社北斗テクノジー", 40.0) is None  # OCR dropped ロ
+
+
+def test_a_decimal_point_in_a_japanese_address_is_a_hyphen():
+    address = next(f for f in layout.table_fields() if f.key == "address")
+    assert ocr.ocr_fixes(address, "北海道札幌市中央区北1条西2.1") == "北海道札幌市中央区北1条西2-1"
