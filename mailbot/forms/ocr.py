@@ -157,24 +157,33 @@ def _pixel_spaces(line: list[Word], ink: np.ndarray, top: int, bottom: int, em: 
     return ocr_spacing.spaces(ink[max(0, top):bottom, x0:x1], "".join(w.text for w in line), em)
 
 
-def _agreed(boxes: bool | None, pixels: str | None, a: str, b: str) -> str | None:
-    """One word junction ("", " " or 「　」) decided by the word boxes and by the pitch:
-    Latin by the words alone; otherwise the pitch, and None when the two disagree."""
-    if (a.isascii() and b.isascii()) or pixels is None:
-        return None if boxes is None else " " if boxes else ""
-    return pixels if boxes is None or boxes == (pixels != "") else None
+def _box_spaces(line: list[Word], ink: np.ndarray, top: int, bottom: int, em: float) -> list[bool | None]:
+    """The space at each junction of the line's characters as tesseract's words show it:
+    none inside a word, _spaced() between two words."""
+    out: list[bool | None] = []
+    for left, right in itertools.pairwise(line):
+        out += [False] * (len(left.text) - 1) + [_spaced(left, right, ink, top, bottom, em)]
+    return out + [False] * (len(line[-1].text) - 1)
+
+
+def _decided(boxes: bool | None, pixels: list[str | None] | None, i: int, a: str, b: str) -> str | None:
+    """Junction ``i`` ("", " " or 「　」): by the pitch wherever it can measure one (its
+    None is a doubt, not a gap to fill), else by the word boxes."""
+    if pixels is not None and ocr_spacing.measurable(a, b):
+        return pixels[i]
+    return None if boxes is None else " " if boxes else ""
 
 
 def spaced_text(line: list[Word], ink: np.ndarray) -> tuple[str, bool]:
     """One line's text with spaces where the page shows them (「山田 太郎」, not 「山田太郎」),
     and False when a space could not be told from a wide glyph."""
     top, bottom, em = min(w.top for w in line), max(w.bottom for w in line), em_size(line)
-    pixels = _pixel_spaces(line, ink, top, bottom, em)
-    out, sure, at = line[0].text, True, len(line[0].text)
-    for left, right in itertools.pairwise(line):
-        boxes = _spaced(left, right, ink, top, bottom, em)
-        space = _agreed(boxes, pixels[at - 1] if pixels else None, left.text[-1], right.text[0])
-        out, sure, at = out + (space or "") + right.text, sure and space is not None, at + len(right.text)
+    chars = "".join(w.text for w in line)
+    pixels, boxes = _pixel_spaces(line, ink, top, bottom, em), _box_spaces(line, ink, top, bottom, em)
+    out, sure = chars[0], True
+    for i, (a, b) in enumerate(itertools.pairwise(chars)):
+        space = _decided(boxes[i], pixels, i, a, b)
+        out, sure = out + (space or "") + b, sure and space is not None
     return out, sure
 
 

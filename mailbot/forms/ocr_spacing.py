@@ -93,14 +93,19 @@ def cut(runs: list[tuple[int, int]], chars: str, em: float) -> tuple[list[tuple[
     return None
 
 
+def measurable(a: str, b: str) -> bool:
+    """Whether the pitch can tell the space between ``a`` and ``b``: not next to
+    punctuation (its ink sits off-centre), and not between two Latin characters
+    (Latin spacing is proportional: tesseract's words decide it)."""
+    return a not in _NO_CENTRE and b not in _NO_CENTRE and (is_wide(a) or is_wide(b))
+
+
 def junction(a: str, b: str, left: tuple[int, int], right: tuple[int, int], pitch: float) -> str | None:
     """The space between characters ``a`` and ``b`` (cells ``left``, ``right``): "" for
     none, " " for a half-width space, 「　」 for a full-width one; None when the
     pixels cannot tell."""
-    if a in _NO_CENTRE or b in _NO_CENTRE:
+    if not measurable(a, b):
         return None
-    if not (is_wide(a) or is_wide(b)):
-        return None  # Latin spacing is proportional: tesseract's words decide it
     distance = ((right[0] + right[1]) - (left[0] + left[1])) / 2
     excess = distance / pitch - (advance(a) + advance(b)) / 2
     if abs(excess) <= NO_SPACE:
