@@ -146,11 +146,12 @@ def test_the_english_reading_stands_only_for_the_same_glyphs():
 
 
 IPAEX_MINCHO = "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf"  # fonts-ipaexfont (notes/pdf.md)
+IPAEX_GOTHIC = "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf"
 
 
-def printed_line(text: str, size: int = 40) -> np.ndarray:
-    """A line of ``text`` printed in a Mincho other than the form's, as ink (True)."""
-    font = ImageFont.truetype(IPAEX_MINCHO, size)
+def printed_line(text: str, size: int = 40, face: str = IPAEX_MINCHO) -> np.ndarray:
+    """A line of ``text`` printed in a face other than the form's, as ink (True)."""
+    font = ImageFont.truetype(face, size)
     image = Image.new("L", (size * len(text) + 2 * size, int(1.5 * size)), 255)
     ImageDraw.Draw(image).text((size // 2, size // 5), text, font=font, fill=0)
     return np.asarray(image) < 128
@@ -159,11 +160,13 @@ def printed_line(text: str, size: int = 40) -> np.ndarray:
 @pytest.mark.parametrize("text", [
     "株式会社北斗テクノロジー", "東京都港区赤坂1-12-32 サンプルビル5階", "山本 さくら", "中村　翔",
     "みなとみらい2-2-1", "ソフトウェア開発", "梅田3-4-5 梅田タワー12階", "営業本部　第二営業部",
+    "株式会社 アオバ ホールディングス", "いとう あきら", "佐々木 みゆき",
 ])
-def test_spaces_next_to_kana_come_from_the_pitch(text):
+@pytest.mark.parametrize("face", [IPAEX_MINCHO, IPAEX_GOTHIC])
+def test_spaces_next_to_kana_come_from_the_pitch(text, face):
     chars = text.replace(" ", "").replace("　", "")
     # em deliberately 10% off: OCR's box heights only estimate it, the line's pitch decides
-    decided = ocr_spacing.spaces(printed_line(text), chars, 36.0)
+    decided = ocr_spacing.spaces(printed_line(text, face=face), chars, 36.0)
     # the space (or "") after each character but the last
     truth = [text[i + 1] if text[i + 1] in " 　" else "" for i, ch in enumerate(text[:-1]) if ch not in " 　"]
     assert decided is not None and len(decided) == len(truth)
