@@ -30,7 +30,14 @@ import pytesseract
 
 from mailbot.checks.corporate import is_valid_corporate_number
 from mailbot.errors import PdfError
-from mailbot.forms import layout, ocr_latin, ocr_marks, ocr_spacing, scan_image, scan_seal
+from mailbot.forms import (
+    layout,
+    ocr_latin,
+    ocr_marks,
+    ocr_spacing,
+    scan_image,
+    scan_seal,
+)
 from mailbot.forms.fields import label_key, nfkc, normalise
 from mailbot.forms.reading import FormReading
 from mailbot.forms.scan_image import Box, Page, Row, px

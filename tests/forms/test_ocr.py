@@ -10,6 +10,7 @@ installs them).
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from functools import cache
@@ -170,7 +171,7 @@ def test_spaces_next_to_kana_come_from_the_pitch(text, face):
     # the space (or "") after each character but the last
     truth = [text[i + 1] if text[i + 1] in " 　" else "" for i, ch in enumerate(text[:-1]) if ch not in " 　"]
     assert decided is not None and len(decided) == len(truth)
-    for (a, b), got, want in zip(zip(chars, chars[1:]), decided, truth):
+    for (a, b), got, want in zip(itertools.pairwise(chars), decided, truth):
         if ocr_spacing.is_wide(a) and ocr_spacing.is_wide(b):
             assert got == want, (a, b)
         assert got in (None, want), (a, b)  # Latin junctions are left to the word boxes
