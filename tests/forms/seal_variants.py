@@ -9,7 +9,6 @@ added (pypdf), so no binary is committed. ``VARIANTS`` maps a name to
 from __future__ import annotations
 
 import io
-import math
 from functools import lru_cache
 
 import pdfplumber
