@@ -1,8 +1,11 @@
-"""The application form as a fillable PDF (AcroForm), blank or filled in.
+"""Our forms as fillable PDFs (AcroForm), blank or filled in.
 
-    python -m mailbot.forms.fillable [OUTPUT.pdf]
+    python -m mailbot.forms.fillable [OUTPUT_DIR]
 
-writes the shipped blank (mailbot/forms/blank/application-form-fillable.pdf).
+writes the shipped blanks (mailbot/forms/blank/application-form-fillable.pdf
+and consultation-form-fillable.pdf) into OUTPUT_DIR (that folder by default).
+Every function takes the form as a ``spec`` (layout.FormSpec) and defaults
+to the application, so the application's calls and bytes are as they were.
 
 The page is fill.py's text form with empty value cells; the widgets are put
 where that page prints its value cells, □ boxes and 「国名：」 gap, measured
@@ -13,6 +16,11 @@ reportlab's AcroForm cannot take Japanese values (shared/notes/pdf.md).
 Field names: the key of a text field (``company_name``), ``<key>.<value>``
 for each option box (``country.VN``, ``base_kinds.factory``), the pledge key
 for a pledge box, and ``country_europe_name`` for the 欧州（国名：…） gap.
+The consultation form's 希望日時 (preferred_dates) is one multi-line text
+field, ``preferred_dates``, filled with the lines the text form prints
+(「第1希望：2026年12月3日 14:00」, one per wish): one field reads back through
+the same normaliser as the printed cell, and an applicant may write a wish
+the way they like. It has no 印, so no seal variants.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from pypdf.generic import (
 from reportlab.pdfgen.canvas import Canvas
 
 from mailbot.forms import layout
+from mailbot.forms.consultation import CONSULTATION
 from mailbot.forms.fields import EUROPE_CODES, label_key
 from mailbot.forms.fill import (
     MARGIN,
@@ -45,23 +54,43 @@ from mailbot.forms.fill import (
     PAGE_W,
     SEAL_RADIUS,
     VERMILION,
-    render_application,
+    render_form,
     value_text,
 )
 
-BLANK_PATH = Path(__file__).parent / "blank" / "application-form-fillable.pdf"
+BLANK_DIR = Path(__file__).parent / "blank"
+BLANK_NAMES = {"application": "application-form-fillable.pdf",
+               "consultation": "consultation-form-fillable.pdf"}
+BLANK_PATH = BLANK_DIR / BLANK_NAMES["application"]
+SPECS = (layout.APPLICATION, CONSULTATION)
 EUROPE_NAME_FIELD = "country_europe_name"
 SEALS = ("none", "image", "stamp_annotation", "misplaced", "black_stamp")
 ON, OFF = "/Yes", "/Off"  # reportlab's checkbox states
 FONT_SIZE = 9.5
 BLACK_INK = (0.08, 0.08, 0.08)
 
-# fill.py prints placeholders in empty cells (「　　　名」, 「年　月　日」); a
-# widget's value would be drawn over them, so the page under the widgets gets
-# empty cells. 提出日 gets full-width spaces: a gap for its widget, since the
-# label is right-aligned and would otherwise sit where the value goes.
-_EMPTY_CELLS = {"submitted_on": "\u3000" * 12,
-                **{f.key: "" for f in layout.table_fields() if f.unit}}
+
+
+def blank_path(spec: layout.FormSpec = layout.APPLICATION) -> Path:
+    """Where the shipped blank fillable ``spec`` form lives."""
+    return BLANK_DIR / BLANK_NAMES[spec.name]
+
+
+def _empty_cells(spec: layout.FormSpec) -> dict[str, str]:
+    """Values that print ``spec`` with its value cells empty.
+
+    fill.py prints placeholders in empty cells (「　　　名」, 「年　月　日」); a
+    widget's value would be drawn over them, so the page under the widgets
+    gets empty cells. 提出日 gets full-width spaces: a gap for its widget,
+    since the label is right-aligned and would otherwise sit where the value goes.
+    """
+    gaps = {f.key: "\u3000" * 12 for f in spec.header if f is layout.SUBMITTED_ON}
+    return {**gaps, **{f.key: "" for f in spec.table_fields() if f.unit}}
+
+
+def _page(spec: layout.FormSpec, seal: str = "none", seal_kind: str = "vector") -> bytes:
+    """The page under ``spec``'s widgets: fill.py's form with empty value cells."""
+    return render_form(spec, _empty_cells(spec), seal=seal, seal_kind=seal_kind)
 
 
 def option_name(key: str, value: object) -> str:
@@ -83,18 +112,18 @@ class Widget:
 
 # ---------------------------------------------------------------- measuring the page
 
-def _label_field(text: str | None) -> layout.Field | None:
-    """The table field whose label a label cell shows."""
+def _label_field(text: str | None, spec: layout.FormSpec) -> layout.Field | None:
+    """The table field of ``spec`` whose label a label cell shows."""
     key = label_key(text or "")
-    return next((f for f in layout.table_fields() if label_key(f.label) == key), None)
+    return next((f for f in spec.table_fields() if label_key(f.label) == key), None)
 
 
-def _cells(page) -> list[tuple[layout.Field, tuple]]:
+def _cells(page, spec: layout.FormSpec) -> list[tuple[layout.Field, tuple]]:
     """(field, value cell bbox) for every row of the page's ruled tables."""
     found = []
     for table in page.find_tables():
         for row, cells in zip(table.rows, table.extract()):
-            f = _label_field(cells[0])
+            f = _label_field(cells[0], spec)
             if f is not None and row.cells[1] is not None:
                 found.append((f, row.cells[1]))
     return found
@@ -141,27 +170,32 @@ def _submitted_widget(page) -> Widget:
     return Widget(layout.SUBMITTED_ON.key, "text", rect)
 
 
-def _pledge_widgets(page) -> list[Widget]:
+def _pledge_widgets(page, spec: layout.FormSpec) -> list[Widget]:
     """A checkbox over the □ that starts each pledge line."""
     widgets = []
-    for pledge in layout.PLEDGES:
+    for pledge in spec.pledges:
         match = page.search(pledge.text[:12], regex=False)[0]
         line = (0, match["top"] - 2, match["x0"], match["bottom"] + 2)
         widgets.append(Widget(pledge.key, "check", _box(_chars_in(page, line, layout.BOX_EMPTY)[0])))
     return widgets
 
 
-def measure(page_pdf: bytes) -> tuple[list[Widget], tuple[float, float]]:
-    """The widgets for a page printed by fill.py, and the centre (x, top) of its 印."""
+def measure(page_pdf: bytes, spec: layout.FormSpec = layout.APPLICATION
+            ) -> tuple[list[Widget], tuple[float, float] | None]:
+    """The widgets for a page of ``spec`` printed by fill.py, and the centre (x, top) of its 印.
+
+    The 印 is None on a form without one (the consultation form).
+    """
     with pdfplumber.open(io.BytesIO(page_pdf)) as pdf:
         page = pdf.pages[0]
-        widgets, mark = [_submitted_widget(page)], None
-        for f, cell in _cells(page):
+        widgets = [_submitted_widget(page)] if layout.SUBMITTED_ON in spec.header else []
+        mark = None
+        for f, cell in _cells(page, spec):
             widgets += _option_widgets(page, f, cell) if f.options else [_text_widget(f, cell)]
             if f.seal_mark:
                 seal = _chars_in(page, cell, layout.SEAL_MARK)[-1]
                 mark = ((seal["x0"] + seal["x1"]) / 2, (seal["top"] + seal["bottom"]) / 2)
-        return widgets + _pledge_widgets(page), mark
+        return widgets + _pledge_widgets(page, spec), mark
 
 
 # ---------------------------------------------------------------- building the blank
@@ -192,12 +226,12 @@ def _widget_layer(widgets: list[Widget]) -> bytes:
     return buf.getvalue()
 
 
-def build_fillable(page_pdf: bytes) -> bytes:
-    """Widgets over a page printed by fill.py: the fillable form on that page."""
-    widgets, _mark = measure(page_pdf)
+def build_fillable(page_pdf: bytes, spec: layout.FormSpec = layout.APPLICATION) -> bytes:
+    """Widgets over a page of ``spec`` printed by fill.py: the fillable form on that page."""
+    widgets, _mark = measure(page_pdf, spec)
     writer = PdfWriter(clone_from=io.BytesIO(_widget_layer(widgets)))
     writer.pages[0].merge_page(PdfReader(io.BytesIO(page_pdf)).pages[0], over=False)
-    writer.add_metadata({"/Title": layout.TITLE})
+    writer.add_metadata({"/Title": spec.title})
     return _written(writer)
 
 
@@ -211,17 +245,23 @@ def _written(writer: PdfWriter) -> bytes:
     return buf.getvalue()
 
 
-@lru_cache(maxsize=1)
-def blank_fillable() -> bytes:
-    """The shipped blank fillable form, built from code (same bytes every time)."""
-    return build_fillable(render_application(_EMPTY_CELLS, seal="none"))
+@lru_cache(maxsize=None)
+def blank_fillable(spec: layout.FormSpec = layout.APPLICATION) -> bytes:
+    """The shipped blank fillable ``spec`` form, built from code (same bytes every time)."""
+    return build_fillable(_page(spec), spec)
 
 
-def write_blank(path: Path = BLANK_PATH) -> Path:
-    """Write the blank fillable form to ``path`` (the shipped file by default)."""
+def write_blank(path: Path | None = None, spec: layout.FormSpec = layout.APPLICATION) -> Path:
+    """Write the blank fillable ``spec`` form to ``path`` (its shipped file by default)."""
+    path = path or blank_path(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(blank_fillable())
+    path.write_bytes(blank_fillable(spec))
     return path
+
+
+def write_blanks(out_dir: Path = BLANK_DIR) -> list[Path]:
+    """Write the blank fillable form of every form into ``out_dir``; their paths."""
+    return [write_blank(out_dir / BLANK_NAMES[spec.name], spec) for spec in SPECS]
 
 
 # ---------------------------------------------------------------- filling in
@@ -243,14 +283,25 @@ def _option_states(f: layout.Field, value: object) -> dict[str, str]:
     return states
 
 
-def field_values(values: dict) -> dict[str, str]:
+def _text_value(f: layout.Field, value: object) -> str:
+    """A text widget's value: what the printed form shows in the cell.
+
+    A 希望日時 that is text, not a list (a wish the reader kept unread), is
+    typed as it is: value_text would take it for a list of characters.
+    """
+    if f.kind == "datetimes" and isinstance(value, str):
+        return value
+    return value_text(f, value)
+
+
+def field_values(values: dict, spec: layout.FormSpec = layout.APPLICATION) -> dict[str, str]:
     """Widget name → value for pypdf, from FormReading.fields-style ``values``."""
     out: dict[str, str] = {}
-    for f in (layout.SUBMITTED_ON, *layout.table_fields()):
+    for f in spec.fields():
         if f.key in values:
             value = values[f.key]
-            out.update(_option_states(f, value) if f.options else {f.key: value_text(f, value)})
-    for pledge in layout.PLEDGES:
+            out.update(_option_states(f, value) if f.options else {f.key: _text_value(f, value)})
+    for pledge in spec.pledges:
         out[pledge.key] = ON if values.get(pledge.key) else OFF
     return out
 
@@ -271,18 +322,20 @@ def _fill(writer: PdfWriter, named: dict[str, str]) -> None:
             widget[NameObject("/V")] = TextStringObject(value)
 
 
-def render_fillable(values: dict | None = None, *, seal: str = "none") -> bytes:
-    """The fillable form filled in with ``values`` (FormReading.fields vocabulary).
+def render_fillable(values: dict | None = None, *, seal: str = "none",
+                    spec: layout.FormSpec = layout.APPLICATION) -> bytes:
+    """The fillable ``spec`` form filled in with ``values`` (FormReading.fields vocabulary).
 
     ``seal``: "none", "image" (a red seal pasted on the 印 mark),
     "stamp_annotation" (a red /Stamp annotation on it), "misplaced" (a red
     stamp annotation in the bottom margin), "black_stamp" (black, on the mark).
+    A form without a 印 (the consultation form) takes "none" only.
     """
-    if seal not in SEALS:
-        raise ValueError(f"unknown seal {seal!r}")
-    writer = PdfWriter(clone_from=io.BytesIO(_with_image_seal() if seal == "image" else blank_fillable()))
+    if seal not in SEALS or (seal != "none" and not spec.seal):
+        raise ValueError(f"unknown seal {seal!r} for the {spec.name} form")
+    writer = PdfWriter(clone_from=io.BytesIO(_with_image_seal() if seal == "image" else blank_fillable(spec)))
     if values:
-        _fill(writer, field_values(values))
+        _fill(writer, field_values(values, spec))
     if seal in ("stamp_annotation", "misplaced", "black_stamp"):
         _add_stamp(writer, seal, _seal_chars(values or {}))
     return _written(writer)
@@ -291,7 +344,7 @@ def render_fillable(values: dict | None = None, *, seal: str = "none") -> bytes:
 @lru_cache(maxsize=1)
 def _with_image_seal() -> bytes:
     """The blank fillable form with a red 電子印鑑 image pasted on its 印 mark."""
-    return build_fillable(render_application(_EMPTY_CELLS, seal="red", seal_kind="image"))
+    return build_fillable(_page(layout.APPLICATION, seal="red", seal_kind="image"))
 
 
 # ---------------------------------------------------------------- stamp annotations
@@ -299,7 +352,7 @@ def _with_image_seal() -> bytes:
 @lru_cache(maxsize=1)
 def _seal_mark() -> tuple[float, float]:
     """The centre (x, top) of the printed 印 on the blank form."""
-    return measure(render_application(_EMPTY_CELLS, seal="none"))[1]
+    return measure(_page(layout.APPLICATION))[1]
 
 
 def _seal_chars(values: dict) -> str:
@@ -358,4 +411,5 @@ def _add_stamp(writer: PdfWriter, seal: str, chars: str) -> None:
 
 
 if __name__ == "__main__":
-    print(write_blank(Path(sys.argv[1]) if len(sys.argv) > 1 else BLANK_PATH))
+    for written in write_blanks(Path(sys.argv[1]) if len(sys.argv) > 1 else BLANK_DIR):
+        print(written)
