@@ -1,4 +1,4 @@
-"""Read the application form from a fillable PDF's form fields (AcroForm).
+"""Read our forms from a fillable PDF's form fields (AcroForm).
 
 A form filled in a PDF viewer keeps its values in widgets, not in the page
 text (shared/notes/pdf.md), so the text reader finds labels and empty cells.
@@ -8,6 +8,11 @@ printed labels other tools use as names (「企業名」, 「対象国・地域.
 Checkbox groups are turned into the line the text form prints
 (layout.option_line) and go through the same normalisers (fields.py), so a
 value reads the same whichever reader found it.
+
+Which form it is (the application or the consultation desk form) is told by
+the names: the form whose fields the most widgets stand for, the application
+on a tie (the two share 企業名, 法人番号, the contact rows and 対象国・地域, so
+only 相談内容/希望日時 or the application's own rows tell them apart).
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from pypdf.generic import (
 
 from mailbot.forms import layout
 from mailbot.forms.fields import label_key, normalise, pledge_value
-from mailbot.forms.fillable import EUROPE_NAME_FIELD
-from mailbot.forms.reading import FormReading
+from mailbot.forms.fillable import EUROPE_NAME_FIELD, SPECS
+from mailbot.forms.reading import NO_SEAL, FormReading
 from mailbot.forms.seal import NameRow, detect_seal
 
 # Names a tool may give the 欧州（国名：…） text field.
@@ -197,17 +202,19 @@ def widgets(data: bytes, reader: PdfReader | None = None) -> list[Widget]:
 
 # ---------------------------------------------------------------- names → form fields
 
-_FIELDS = (layout.SUBMITTED_ON, *layout.table_fields())
+def _spellings(spec: layout.FormSpec) -> list[tuple[str, layout.Field]]:
+    """(label as compared, field) for every label and alias of ``spec``, longest first."""
+    pairs = [(label_key(text).casefold(), f) for f in spec.fields() for text in layout.labels(f)]
+    return sorted(pairs, key=lambda pair: -len(pair[0]))
 
 
-def _field_named(name: str) -> layout.Field | None:
-    """The field a name means: its key, its label, or a label with extras (「企業名（必須）」)."""
+def _field_named(name: str, spec: layout.FormSpec) -> layout.Field | None:
+    """The field a name means: its key, its label or alias, or one with extras (「企業名（必須）」)."""
     key = label_key(name).casefold()
-    for f in _FIELDS:
-        if name == f.key or key == label_key(f.label).casefold():
-            return f
-    by_length = sorted(_FIELDS, key=lambda f: -len(label_key(f.label)))
-    return next((f for f in by_length if key.startswith(label_key(f.label).casefold())), None)
+    spellings = _spellings(spec)
+    exact = next((f for f in spec.fields() if name == f.key), None)
+    exact = exact or next((f for text, f in spellings if key == text), None)
+    return exact or next((f for text, f in spellings if key.startswith(text)), None)
 
 
 def option_of(f: layout.Field, token: str) -> object:
@@ -219,35 +226,35 @@ def option_of(f: layout.Field, token: str) -> object:
     return None
 
 
-def _pledge_named(name: str) -> layout.Pledge | None:
+def _pledge_named(name: str, spec: layout.FormSpec) -> layout.Pledge | None:
     """The pledge a box is named after: its key, or its text (the start suffices)."""
     key = label_key(name)
-    return next((p for p in layout.PLEDGES
+    return next((p for p in spec.pledges
                  if name == p.key or (len(key) >= 8 and label_key(p.text).startswith(key))
                  or key.startswith(label_key(p.text)[:12])), None)
 
 
-def _option_target(name: str) -> Target | None:
+def _option_target(name: str, spec: layout.FormSpec) -> Target | None:
     """「group.option」: ``country.VN``, 「対象国・地域.ベトナム」."""
     group, _dot, token = name.rpartition(".")
-    f = _field_named(group) if group else None
+    f = _field_named(group, spec) if group else None
     if f is None or not f.options:
         return None
     value = option_of(f, token)
     return Target("option", f.key, value) if value is not None else None
 
 
-def resolve(name: str) -> Target | None:
-    """What a widget's full name stands for on our form; None when nothing."""
+def resolve(name: str, spec: layout.FormSpec = layout.APPLICATION) -> Target | None:
+    """What a widget's full name stands for on form ``spec``; None when nothing."""
     if label_key(name).casefold() in _EUROPE_NAMES:
         return Target("europe")
-    pledge = _pledge_named(name)
+    pledge = _pledge_named(name, spec)
     if pledge is not None:
         return Target("pledge", pledge.key)
-    target = _option_target(name)
+    target = _option_target(name, spec)
     if target is not None:
         return target
-    f = _field_named(name)
+    f = _field_named(name, spec)
     if f is None:
         return None
     return Target("group" if f.options else "text", f.key)
@@ -257,8 +264,9 @@ def resolve(name: str) -> Target | None:
 
 @dataclass
 class _Collected:
-    """What the matched widgets say, before normalising."""
+    """What the matched widgets of form ``spec`` say, before normalising."""
 
+    spec: layout.FormSpec
     texts: dict[str, str]
     ticked: dict[str, set]  # option field key → ticked option values (key present = boxes seen)
     pledges: dict[str, bool]
@@ -284,7 +292,7 @@ def _collect_one(c: _Collected, target: Target, w: Widget) -> None:
         if text not in _OFF:
             ticked.add(target.option)
     elif target.kind == "group":
-        f = layout.field_by_key(target.key)
+        f = c.spec.field_by_key(target.key)
         values = (option_of(f, t) for t in _tokens(w.value))
         c.ticked.setdefault(target.key, set()).update(v for v in values if v is not None)
 
@@ -293,19 +301,19 @@ def _raw_texts(c: _Collected) -> dict[str, str]:
     """The text the printed form would show per key: values, option lines, pledge lines."""
     raw = dict(c.texts)
     for key, ticked in c.ticked.items():
-        raw[key] = layout.option_line(layout.field_by_key(key), ticked, c.europe)
-    for pledge in layout.PLEDGES:
+        raw[key] = layout.option_line(c.spec.field_by_key(key), ticked, c.europe)
+    for pledge in c.spec.pledges:
         if pledge.key in c.pledges:
             box = layout.BOX_TICKED if c.pledges[pledge.key] else layout.BOX_EMPTY
             raw[pledge.key] = f"{box} {pledge.text}"
     return raw
 
 
-def _normalised(raw: dict[str, str]) -> tuple[dict, dict[str, str]]:
+def _normalised(raw: dict[str, str], spec: layout.FormSpec) -> tuple[dict, dict[str, str]]:
     """(fields, originals) as the text reader gives them; blank values left out."""
     fields, originals = {}, {}
     for key, text in raw.items():
-        value = pledge_value(text) if key.startswith("pledge_") else normalise(layout.field_by_key(key), text)
+        value = pledge_value(text) if key.startswith("pledge_") else normalise(spec.field_by_key(key), text)
         if value is not None:
             fields[key], originals[key] = value, text.strip()
     return fields, originals
@@ -327,19 +335,31 @@ def _name_row(matched: list[tuple[Target, Widget]], page: int) -> NameRow | None
     return None
 
 
+def _matched(found: list[Widget], spec: layout.FormSpec) -> list[tuple[Target, Widget]]:
+    """The widgets that stand for a field of ``spec``, with what they stand for."""
+    return [(t, w) for w in found if (t := resolve(w.name, spec)) is not None]
+
+
+def which_form(found: list[Widget]) -> tuple[layout.FormSpec, list[tuple[Target, Widget]]]:
+    """The form the most widget names belong to (the application on a tie), and its matches."""
+    readings = [(spec, _matched(found, spec)) for spec in SPECS]
+    return max(readings, key=lambda r: len(r[1]))  # max keeps the first of equals
+
+
 def read_acroform(data: bytes, pdf, reader: PdfReader | None = None) -> FormReading | None:
     """The form read from its widgets; None when the PDF has none of ours filled in.
 
     ``pdf`` is the open pdfplumber.PDF of ``data`` (for the page count);
-    ``reader`` pypdf's, when the caller already has one.
+    ``reader`` pypdf's, when the caller already has one. A form without a
+    印 (the consultation form) gets NO_SEAL, as the text reader gives it.
     """
-    matched = [(t, w) for w in widgets(data, reader) if (t := resolve(w.name)) is not None]
-    collected = _Collected({}, {}, {})
+    spec, matched = which_form(widgets(data, reader))
+    collected = _Collected(spec, {}, {}, {})
     for target, w in matched:
         _collect_one(collected, target, w)
     if not _is_filled(collected):
         return None
-    fields, originals = _normalised(_raw_texts(collected))
+    fields, originals = _normalised(_raw_texts(collected), spec)
     page = Counter(w.page for _t, w in matched).most_common(1)[0][0]
-    seal = detect_seal(data, page, _name_row(matched, page))
-    return FormReading("application", "acroform", len(pdf.pages), page, fields, originals, seal)
+    seal = detect_seal(data, page, _name_row(matched, page)) if spec.seal else NO_SEAL
+    return FormReading(spec.name, "acroform", len(pdf.pages), page, fields, originals, seal)
