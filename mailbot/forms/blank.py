@@ -5,7 +5,8 @@
 writes ``application-form.docx`` (to fill in Word/LibreOffice, then print or
 export to PDF and stamp) and ``application-form.pdf`` (the same form printed
 by fill.py with no values), and the same pair for the consultation desk form
-(``consultation-form.*``), into mailbot/forms/blank/ by default. Both come
+(``consultation-form.*``), and both fillable PDFs (fillable.py:
+``*-form-fillable.pdf``), into mailbot/forms/blank/ by default. All come
 from layout.py, so they have exactly the labels and rows read.py expects.
 """
 
@@ -22,7 +23,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt
 
-from mailbot.forms import layout
+from mailbot.forms import fillable, layout
 from mailbot.forms.consultation import CONSULTATION
 from mailbot.forms.fill import render_form
 
@@ -150,6 +151,9 @@ def write_blank(out_dir: Path = BLANK_DIR, spec: layout.FormSpec = layout.APPLIC
 
 
 if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else BLANK_DIR
     for form in (layout.APPLICATION, CONSULTATION):
-        for written in write_blank(Path(sys.argv[1]) if len(sys.argv) > 1 else BLANK_DIR, form):
+        for written in write_blank(out, form):
             print(written)
+    for written in fillable.write_blanks(out):
+        print(written)
