@@ -1,4 +1,4 @@
-"""Read the application form from scanned (image-only) pages with tesseract (Japanese).
+"""Read our forms (the application, the consultation request) from scanned pages with tesseract (Japanese).
 
 A page is prepared by scan_image.py (red whited out, deskewed, table rules
 removed, rows found from the rules) and OCR'd once with ``--psm 6``. Values
@@ -38,8 +38,9 @@ from mailbot.forms import (
     scan_image,
     scan_seal,
 )
+from mailbot.forms.consultation import CONSULTATION
 from mailbot.forms.fields import label_key, nfkc, normalise
-from mailbot.forms.reading import FormReading
+from mailbot.forms.reading import NO_SEAL, FormReading
 from mailbot.forms.scan_image import Box, Page, Row, px
 
 LANG = "jpn"
@@ -229,10 +230,18 @@ def similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, label_key(a), label_key(b)).ratio()
 
 
-def match_fields(found: list[Cell]) -> dict[str, Cell]:
-    """{key: cell}: the printed order when every row is there, else the best label matches."""
-    fields = layout.table_fields()
-    if len(found) == len(fields):
+SPECS: tuple[layout.FormSpec, ...] = (layout.APPLICATION, CONSULTATION)
+TITLE_MATCH = 0.7  # an OCR'd line this like a form's title is that title (消談 for 相談)
+# Labels only the consultation form prints: without its title, one of them must be read.
+CONSULTATION_ONLY = frozenset({"topic", "preferred_dates"})
+
+
+def match_fields(found: list[Cell], spec: layout.FormSpec = layout.APPLICATION,
+                 keys: frozenset[str] | None = None) -> dict[str, Cell]:
+    """{key: cell}: the printed order when every row is there, else the best label matches
+    (``keys``: only those fields, for a page that continues the form)."""
+    fields = tuple(f for f in spec.table_fields() if keys is None or f.key in keys)
+    if len(found) == len(fields) and keys is None:
         scores = [similarity(c.label, f.label) for c, f in zip(found, fields)]
         if np.mean(scores) >= LABEL_MATCH:  # our own form: order is certain, labels only confirm
             return {f.key: c for f, c in zip(fields, found)}
@@ -245,10 +254,30 @@ def match_fields(found: list[Cell]) -> dict[str, Cell]:
     return matched
 
 
-def is_form(matched: dict[str, Cell], lines: list[str]) -> bool:
-    """The application form: its title on a line, or most of its table labels."""
-    title = max((similarity(line, layout.TITLE) for line in lines), default=0.0)
-    return title >= 0.7 or len(matched) >= 8
+def _titled(spec: layout.FormSpec, lines: list[str]) -> float:
+    """How like ``spec``'s title the most similar line is (0–1)."""
+    return max((similarity(line, spec.title) for line in lines), default=0.0)
+
+
+def is_form(matched: dict[str, Cell], lines: list[str], spec: layout.FormSpec = layout.APPLICATION) -> bool:
+    """The form ``spec``: its title on a line, or most of its table labels (the
+    consultation's only with a label the application does not print)."""
+    if _titled(spec, lines) >= TITLE_MATCH:
+        return True
+    if spec.name == CONSULTATION.name:
+        return len(matched) >= 6 and bool(CONSULTATION_ONLY & set(matched))
+    return len(matched) >= 8
+
+
+def identify(found: list[Cell], lines: list[str]) -> tuple[layout.FormSpec, dict[str, Cell]] | None:
+    """(form, {key: cell}) for the form whose title reads best, else whose labels do; None
+    when the page is neither (both forms print 企業名, 法人番号, 電話番号 …)."""
+    ranked = sorted(SPECS, key=lambda spec: _titled(spec, lines), reverse=True)
+    for spec in ranked:
+        matched = match_fields(found, spec)
+        if is_form(matched, lines, spec):
+            return spec, matched
+    return None
 
 
 # ---------------------------------------------------------------- validation
@@ -257,8 +286,14 @@ _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-
 _PHONE = re.compile(r"\+?[\d\s()\-]+")
 
 
+_ISO_WISH = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?")
+
+
 def _valid_scalar(f: layout.Field, value: object) -> bool:
     """Whether a typed value has its field's shape (ints, ISO dates, 0–100 %)."""
+    if f.kind == "datetimes":  # 希望日時: every wish read as a date (a cell kept as text is not)
+        return isinstance(value, list) and bool(value) and all(
+            isinstance(v, str) and _ISO_WISH.fullmatch(v) for v in value)
     if f.kind == "date":
         return isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None
     if f.kind == "month":
@@ -329,8 +364,11 @@ class Read:
 
 
 UNREAD = Read(None, "", 0.0, False)
+# Unread because the page has no row (or line) for it at all: a two-page form's next page may.
+MISSING = Read(None, "", 0.0, False)
 # Always read twice: a misread digit or letter passes every rule, and replies go there.
-DOUBLE_CHECKED = frozenset({"contact_email", "contact_phone", "corporate_number"})
+# 希望日時 too: a misread digit is another valid day.
+DOUBLE_CHECKED = frozenset({"contact_email", "contact_phone", "corporate_number", "preferred_dates"})
 
 
 def region(words: list[Word], row: Row | None) -> tuple[int, int, int, int]:
@@ -522,7 +560,7 @@ def read_pledge(page: Page, pledge: layout.Pledge, lines: list[list[Word]]) -> R
     scored = [(similarity("".join(w.text for w in line), pledge.text), line) for line in lines]
     score, line = max(scored, key=lambda s: s[0], default=(0.0, []))
     if score < LABEL_MATCH:
-        return UNREAD
+        return MISSING
     top, bottom = min(w.top for w in line) - px(4), max(w.bottom for w in line) + px(4)
     boxes = scan_image.checkboxes(page.ink, 0, max(0, top), page.ink.shape[1] // 3, bottom)
     if not boxes:
@@ -538,7 +576,7 @@ def read_submitted(page: Page, lines: list[list[Word]]) -> Read | None:
         if "提出" in text or "出日" in text:
             dated = [w for w in line if re.search(r"\d", nfkc(w.text))] or line
             return read_value(page, layout.SUBMITTED_ON, _from_first(line, dated[0]))
-    return UNREAD
+    return MISSING
 
 
 def _from_first(line: list[Word], first: Word) -> list[Word]:
@@ -548,28 +586,37 @@ def _from_first(line: list[Word], first: Word) -> list[Word]:
 
 # ---------------------------------------------------------------- the page
 
-def read_fields(page: Page, matched: dict[str, Cell], free: list[list[Word]]) -> dict[str, Read]:
+def read_fields(page: Page, matched: dict[str, Cell], free: list[list[Word]],
+                spec: layout.FormSpec = layout.APPLICATION) -> dict[str, Read]:
     """Every field of the form page; a table row not found is unread (uncertain)."""
-    reads: dict[str, Read | None] = {layout.SUBMITTED_ON.key: read_submitted(page, free)}
-    for f in layout.table_fields():
-        cell = matched.get(f.key)
-        if cell is None:
-            reads[f.key] = UNREAD
-        else:
-            reads[f.key] = read_options(page, f, cell) if f.options else read_value(page, f, cell.words, cell.row)
-    for pledge in layout.PLEDGES:
+    reads: dict[str, Read | None] = {f.key: read_submitted(page, free) for f in spec.header}
+    reads |= read_rows(page, matched, spec.table_fields())
+    for pledge in spec.pledges:
         reads[pledge.key] = read_pledge(page, pledge, free)
     return {key: r for key, r in reads.items() if r is not None}
 
 
-def _reading(reads: dict[str, Read], seal_: object, page: Page, pages: int, form_page: int) -> FormReading:
+def read_rows(page: Page, matched: dict[str, Cell], fields: tuple[layout.Field, ...]) -> dict[str, Read | None]:
+    """Each table field from its matched row (UNREAD without one; None when blank)."""
+    reads: dict[str, Read | None] = {}
+    for f in fields:
+        cell = matched.get(f.key)
+        if cell is None:
+            reads[f.key] = MISSING
+        else:
+            reads[f.key] = read_options(page, f, cell) if f.options else read_value(page, f, cell.words, cell.row)
+    return reads
+
+
+def _reading(spec: layout.FormSpec, reads: dict[str, Read], seal_: object, grey: bool,
+             pages: int, form_page: int) -> FormReading:
     """The FormReading: sure values in ``fields``, the rest named in ``uncertain``."""
     sure = {k: r for k, r in reads.items() if r.sure}
     uncertain = [k for k, r in reads.items() if not r.sure]
-    if page.grayscale:
+    if grey and spec.seal:
         uncertain.append("seal")  # red cannot be told from black or from nothing
     return FormReading(
-        "application", "ocr", pages, form_page,
+        spec.name, "ocr", pages, form_page,
         fields={k: r.value for k, r in sure.items()},
         originals={k: r.original.strip() for k, r in sure.items()},
         seal=seal_, confidence={k: round(r.conf, 3) for k, r in reads.items()},
@@ -587,22 +634,90 @@ def _doubt_marked(reads: dict[str, Read], matched: dict[str, Cell], marks: list)
     return out
 
 
-def read_page(pdf: pdfium.PdfDocument, index: int) -> FormReading | None:
-    """Page ``index`` (0-based) read as the form; None when it is not the form."""
+@dataclass(frozen=True)
+class Scanned:
+    """One page OCR'd: the prepared page, its words, and the lines outside the tables."""
+
+    page: Page
+    words: list[Word]
+    free: list[list[Word]]
+
+
+def scan_page(pdf: pdfium.PdfDocument, index: int) -> Scanned:
+    """Page ``index`` (0-based) prepared and OCR'd once."""
     page = scan_image.prepare(*scan_image.render(pdf, index))
     words = tesseract(page.ink)
-    matched = match_fields(cells(page, words))
     free = text_lines([w for w in words if not any(r.top < w.cy < r.bottom for r in page.rows)])
-    if not is_form(matched, ["".join(w.text for w in line) for line in free]):
-        return None
-    row = next((matched.get(f.key) for f in layout.table_fields() if f.seal_mark), None)
+    return Scanned(page, words, free)
+
+
+def _marks(scanned: Scanned, spec: layout.FormSpec, matched: dict[str, Cell]) -> tuple[list, list, object]:
+    """(marks, stamps, name row): what is no cell text — stamps, strokes across the rules."""
+    row = next((matched.get(f.key) for f in spec.table_fields() if f.seal_mark), None)
     name_row = scan_seal.name_row(row.row if row else None)
-    stamps = scan_seal.stamps(page, name_row)
-    marks = ocr_marks.merge(scan_image.crossing_marks(page) + [scan_seal.pixel_box(s) for s in stamps], px(5))
-    matched = match_fields(cells(page, ocr_marks.outside(words, marks)))  # the stamp's strokes are no value
-    reads = _doubt_marked(read_fields(page, matched, free), matched, marks)
-    seal_ = scan_seal.detect(page, index + 1, name_row, stamps)
-    return _reading(reads, seal_, page, len(pdf), index + 1)
+    stamps = scan_seal.stamps(scanned.page, name_row) if spec.seal else []
+    boxes = scan_image.crossing_marks(scanned.page) + [scan_seal.pixel_box(s) for s in stamps]
+    return ocr_marks.merge(boxes, px(5)), stamps, name_row
+
+
+def read_page(pdf: pdfium.PdfDocument, index: int) -> tuple[FormReading, layout.FormSpec, dict[str, Read]] | None:
+    """Page ``index`` (0-based) read as one of the forms, with its form and the reads it
+    came from; None when it is neither form."""
+    scanned = scan_page(pdf, index)
+    page, words, free = scanned.page, scanned.words, scanned.free
+    found = identify(cells(page, words), ["".join(w.text for w in line) for line in free])
+    if found is None:
+        return None
+    spec, matched = found
+    marks, stamps, name_row = _marks(scanned, spec, matched)
+    matched = match_fields(cells(page, ocr_marks.outside(words, marks)), spec)  # a stamp's strokes are no value
+    reads = _doubt_marked(read_fields(page, matched, free, spec), matched, marks)
+    seal_ = scan_seal.detect(page, index + 1, name_row, stamps) if spec.seal else NO_SEAL
+    return _reading(spec, reads, seal_, page.grayscale, len(pdf), index + 1), spec, reads
+
+
+def _missing(reads: dict[str, Read]) -> frozenset[str]:
+    """The keys the form page has no row or line for (unread, not merely unsure)."""
+    return frozenset(k for k, r in reads.items() if r is MISSING)
+
+
+def read_continuation(pdf: pdfium.PdfDocument, index: int, spec: layout.FormSpec,
+                      keys: frozenset[str]) -> dict[str, Read]:
+    """The fields ``keys`` from page ``index``, where a two-page form continues: rows by
+    their labels (the order is no guide to part of the table), pledges by their text."""
+    scanned = scan_page(pdf, index)
+    page = scanned.page
+    marks = ocr_marks.merge(scan_image.crossing_marks(page), px(5))
+    matched = match_fields(cells(page, ocr_marks.outside(scanned.words, marks)), spec, keys)
+    reads = read_rows(page, matched, tuple(f for f in spec.table_fields() if f.key in keys))
+    reads |= {p.key: read_pledge(page, p, scanned.free) for p in spec.pledges if p.key in keys}
+    found = {k: r for k, r in reads.items() if r is not MISSING}
+    return _doubt_marked({k: r for k, r in found.items() if r is not None}, matched, marks) | {
+        k: None for k, r in found.items() if r is None}
+
+
+def merged(reading: FormReading, spec: layout.FormSpec, reads: dict[str, Read],
+           more: dict[str, Read | None]) -> FormReading:
+    """The form page's reading with the next page's fields added; the form page wins
+    (a blank row found on the next page is blank, not missing)."""
+    both = {k: more.get(k, r) if r is MISSING else r for k, r in reads.items()}
+    both = {k: r for k, r in both.items() if r is not None}
+    return _reading(spec, both, reading.seal, "seal" in reading.uncertain, reading.pages, reading.form_page)
+
+
+def read_form(pdf: pdfium.PdfDocument, indices: list[int]) -> FormReading | None:
+    """The first of ``indices`` that is a form, continued on the next scanned page when
+    the form page lacks rows (a two-page form)."""
+    for n, index in enumerate(indices):
+        found = read_page(pdf, index)
+        if found is None:
+            continue
+        reading, spec, reads = found
+        keys = _missing(reads)
+        if keys and n + 1 < len(indices) and indices[n + 1] == index + 1:
+            return merged(reading, spec, reads, read_continuation(pdf, index + 1, spec, keys))
+        return reading
+    return None
 
 
 def _pdf(data: bytes) -> pdfium.PdfDocument:
@@ -614,7 +729,7 @@ def _pdf(data: bytes) -> pdfium.PdfDocument:
 
 
 def read_scanned(data: bytes, page_numbers: list[int] | None = None) -> FormReading | None:
-    """Read the application form from scanned pages with OCR; None when no page is the form.
+    """Read our form (application or consultation) from scanned pages with OCR; None when no page is one.
 
     ``page_numbers`` (1-based) are the pages to try, in order; by default every
     page without a text layer. Raises PdfError("ocr_unavailable") when
@@ -626,10 +741,6 @@ def read_scanned(data: bytes, page_numbers: list[int] | None = None) -> FormRead
     try:
         indices = [n - 1 for n in page_numbers] if page_numbers is not None else [
             i for i in range(len(pdf)) if not scan_image.has_text_layer(pdf, i)]
-        for index in indices:
-            reading = read_page(pdf, index)
-            if reading is not None:
-                return reading
-        return None
+        return read_form(pdf, indices)
     finally:
         pdf.close()
