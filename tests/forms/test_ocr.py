@@ -205,3 +205,37 @@ def test_spaces_next_to_kana_survive_a_scan(values, dpi, quality):
     assert all(key in reading.uncertain for key in spaced if key not in right)
     wrong = [k for k, v in values.items() if k in reading.fields and reading.fields[k] != v]
     assert wrong == []
+
+
+def two_page_scan() -> tuple[bytes, dict]:
+    """The text corpus's two-page form (the table breaks after section 3) scanned, and its values."""
+    from tests.forms import corpus_text  # a heavy module: only this test needs it
+
+    style = corpus_text.Style()
+    values = corpus_text.expected_values(style)
+    form = corpus_text.play_reportlab(corpus_text.table_pages(values, style, break_after=2))
+    return simulate_scan(form, dpi=200, angle=0.8, noise=0.03, jpeg_quality=75, seed=3), values
+
+
+def test_a_two_page_form_is_read_on_both_pages():
+    scan, values = two_page_scan()
+    reading = ocr.read_scanned(scan)
+    assert (reading.form, reading.form_page, reading.pages) == ("application", 1, 2)
+    wrong = [k for k, v in reading.fields.items() if values.get(k) != v]
+    unflagged = [k for k in layout.all_keys() if values.get(k) is not None
+                 and k not in reading.fields and k not in reading.uncertain]
+    assert (wrong, unflagged) == ([], [])
+    page_two = ("base_status", "base_kinds", "base_name", "base_established", "consultation_hours",
+                "training_hours", "pledge_commitment", "pledge_experience", "pledge_publicity")
+    assert sum(reading.fields.get(k) == values[k] for k in page_two) >= len(page_two) - 1
+
+
+def test_the_form_page_wins_over_the_next():
+    first = ocr.Read("株式会社A", "株式会社A", 0.9, True)
+    reads = {"company_name": first, "base_name": ocr.MISSING, "industry": ocr.MISSING}
+    more = {"company_name": ocr.Read("株式会社B", "株式会社B", 0.9, True),
+            "base_name": ocr.Read("X CO., LTD.", "X CO., LTD.", 0.9, True), "industry": None}
+    blank = FormReading("application", "ocr", 2, 1)
+    reading = ocr.merged(blank, layout.APPLICATION, reads, more)
+    assert reading.fields == {"company_name": "株式会社A", "base_name": "X CO., LTD."}
+    assert reading.uncertain == ()  # 業種 was found blank on the next page: not unread

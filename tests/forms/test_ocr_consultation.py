@@ -13,7 +13,11 @@ from functools import cache
 import pytest
 
 from mailbot.forms import ocr
-from mailbot.forms.consultation import CONSULTATION, render_consultation, sample_consultation_values
+from mailbot.forms.consultation import (
+    CONSULTATION,
+    render_consultation,
+    sample_consultation_values,
+)
 from mailbot.forms.fill import corporate_number
 from mailbot.forms.reading import FormReading
 from mailbot.forms.scan import simulate_scan
