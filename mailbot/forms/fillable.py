@@ -28,7 +28,7 @@ from __future__ import annotations
 import io
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pdfplumber
@@ -245,7 +245,7 @@ def _written(writer: PdfWriter) -> bytes:
     return buf.getvalue()
 
 
-@lru_cache(maxsize=None)
+@cache
 def blank_fillable(spec: layout.FormSpec = layout.APPLICATION) -> bytes:
     """The shipped blank fillable ``spec`` form, built from code (same bytes every time)."""
     return build_fillable(_page(spec), spec)

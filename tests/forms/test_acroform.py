@@ -14,8 +14,20 @@ from pypdf.generic import ByteStringObject, NameObject, TextStringObject
 
 from mailbot.forms import layout
 from mailbot.forms.acroform import decode_text, read_acroform, resolve
+from mailbot.forms.consultation import (
+    CONSULTATION,
+    render_consultation,
+    sample_consultation_values,
+)
 from mailbot.forms.fill import render_application, sample_values
-from mailbot.forms.fillable import BLANK_PATH, blank_fillable, render_fillable
+from mailbot.forms.fillable import (
+    BLANK_PATH,
+    blank_fillable,
+    blank_path,
+    render_fillable,
+)
+from mailbot.forms.read import read_form
+from mailbot.forms.reading import NO_SEAL
 
 SAMPLE = sample_values()
 
@@ -237,3 +249,116 @@ def test_the_shipped_blank_has_a_widget_per_value():
     for f in (layout.SUBMITTED_ON, *layout.table_fields()):
         assert f.key in names or {f"{f.key}.{v}" for _l, v in f.options} <= names
     assert {p.key for p in layout.PLEDGES} <= names and "country_europe_name" in names
+
+
+# ---------------------------------------------------------------- the consultation desk form
+
+CONSULT = sample_consultation_values()
+
+
+def consultation(values: dict) -> bytes:
+    """The fillable consultation form filled in with ``values``."""
+    return render_fillable(values, spec=CONSULTATION)
+
+
+@lru_cache
+def consultation_reading():
+    """The sample consultation request, filled in and read back."""
+    return read(consultation(CONSULT))
+
+
+@pytest.mark.parametrize("key", CONSULTATION.all_keys())
+def test_every_consultation_field_round_trips(key):
+    assert consultation_reading().fields[key] == CONSULT[key]
+
+
+def test_the_consultation_form_is_told_from_the_application():
+    reading = consultation_reading()
+    assert reading.fields == CONSULT
+    assert (reading.form, reading.source, reading.pages, reading.form_page) == ("consultation", "acroform", 1, 1)
+    assert reading.seal == NO_SEAL and reading.seal.present is False
+
+
+@pytest.mark.parametrize("values", [
+    CONSULT,
+    sample_consultation_values(country="EU:FR", preferred_dates=["2027-01-15"]),
+    sample_consultation_values(country="EU:GB", preferred_dates=["2026-12-03T09:00", "2026-12-10T16:30"]),
+], ids=["sample", "eu-fr-one-wish", "eu-gb-two-wishes"])
+def test_the_same_as_the_text_reader_reads_the_printed_form(values):
+    """Same fields (preferred_dates the same ISO list) whichever kind of PDF was sent."""
+    assert read(consultation(values)).fields == read_form(render_consultation(values)).fields == values
+
+
+@pytest.mark.parametrize("code", ["CN", "TH", "VN", "ID", "IN", "EU:DE", "EU:FR", "EU:GB"])
+def test_every_consultation_country(code):
+    assert read(consultation(sample_consultation_values(country=code))).fields["country"] == code
+
+
+def test_consultation_missing_fields_are_absent():
+    values = sample_consultation_values(contact_phone=None, topic=None, country=None, preferred_dates=None)
+    reading = read(consultation(values))
+    assert reading.form == "consultation" and reading.fields == values
+    assert not {"contact_phone", "topic", "country", "preferred_dates"} & reading.fields.keys()
+
+
+def test_an_unreadable_wish_is_kept_as_text():
+    reading = read(consultation(sample_consultation_values(preferred_dates="来月のどこか")))
+    assert reading.fields["preferred_dates"] == "来月のどこか"
+
+
+def test_wishes_typed_in_the_applicants_own_way():
+    dates = "第1希望 令和8年12月3日(木) 14:00〜15:00\n第2希望 2026/12/4 午後2時"
+    reading = read(consultation(sample_consultation_values(preferred_dates=dates)))
+    assert reading.fields["preferred_dates"] == ["2026-12-03T14:00", "2026-12-04T14:00"]
+
+
+def test_the_blank_consultation_form_reads_as_none():
+    assert read(blank_fillable(CONSULTATION)) is None
+
+
+def test_read_form_reads_the_fillable_consultation_form():
+    reading = read_form(consultation(CONSULT))
+    assert (reading.form, reading.source, reading.fields, reading.seal) == ("consultation", "acroform", CONSULT, NO_SEAL)
+
+
+def test_the_consultation_form_takes_no_seal():
+    with pytest.raises(ValueError):
+        render_fillable(CONSULT, seal="stamp_annotation", spec=CONSULTATION)
+
+
+def test_the_application_still_reads_as_the_application_with_japanese_names():
+    data = rewritten(render_fillable(SAMPLE), _japanese_name)
+    assert read(data).form == "application"
+
+
+@pytest.mark.parametrize(("name", "key"), [
+    ("相談内容", "topic"), ("希望日時", "preferred_dates"), ("希望日時（第3希望まで）", "preferred_dates"),
+    ("preferred_dates", "preferred_dates"), ("対象国・地域.タイ", "country"),
+])
+def test_consultation_names_resolve(name, key):
+    assert resolve(name, CONSULTATION).key == key
+
+
+def test_consultation_fields_named_by_their_japanese_labels():
+    labels = {f.key: f.label for f in CONSULTATION.fields()}
+
+    def japanese(widget):
+        name = str(widget["/T"])
+        if name in labels:
+            widget[NameObject("/T")] = TextStringObject(labels[name])
+    reading = read(rewritten(consultation(CONSULT), japanese))
+    assert reading.form == "consultation"
+    assert reading.fields == CONSULT  # the country boxes keep their own names (country.TH)
+
+
+def test_the_shipped_consultation_blank_is_reproduced_by_code():
+    path = blank_path(CONSULTATION)
+    assert path.name == "consultation-form-fillable.pdf"
+    assert path.read_bytes() == blank_fillable(CONSULTATION), "run: python -m mailbot.forms.fillable"
+
+
+def test_the_shipped_consultation_blank_has_a_widget_per_value():
+    names = set(PdfReader(blank_path(CONSULTATION)).get_fields())
+    options = {f"country.{v}" for _l, v in CONSULTATION.field_by_key("country").options}
+    plain = {f.key for f in CONSULTATION.fields() if not f.options}
+    assert names == plain | options | {"country_europe_name"}

@@ -2,7 +2,7 @@
 
 from docx import Document
 
-from mailbot.forms import layout
+from mailbot.forms import fillable, layout
 from mailbot.forms.blank import BLANK_DIR, DOCX_NAME, write_blank
 from mailbot.forms.fields import label_key
 
@@ -29,3 +29,9 @@ def test_name_row_ends_with_the_seal_mark():
 def test_write_blank_to_another_directory(tmp_path):
     docx_path, pdf_path = write_blank(tmp_path)
     assert docx_path.stat().st_size > 0 and pdf_path.read_bytes().startswith(b"%PDF-")
+
+
+def test_write_fillable_blanks_to_another_directory(tmp_path):
+    written = fillable.write_blanks(tmp_path)
+    assert [p.name for p in written] == ["application-form-fillable.pdf", "consultation-form-fillable.pdf"]
+    assert all(p.read_bytes() == (fillable.BLANK_DIR / p.name).read_bytes() for p in written)
