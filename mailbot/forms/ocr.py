@@ -37,6 +37,7 @@ from mailbot.forms import (
     ocr_spacing,
     scan_image,
     scan_seal,
+    scan_ticks,
 )
 from mailbot.forms.consultation import CONSULTATION
 from mailbot.forms.fields import label_key, nfkc, normalise
@@ -538,14 +539,30 @@ def _options_sure(f: layout.Field, ticked: list[object], value: object) -> bool:
     return len(ticked) == 1
 
 
+def _boxes_and_pen(page: Page, region: tuple[int, int, int, int], count: int,
+                   extra: bool) -> tuple[list[Box], set[int] | None]:
+    """The ``count`` option boxes in ``region`` (a ✓ may have swallowed one) and the indices
+    a pen ticked; None for them when the boxes or the pen's option cannot be told.
+    ``extra``: glyphs taken for boxes may follow the last (a ロ in 欧州's country name)."""
+    boxes = scan_image.checkboxes(page.ink, *region)
+    side = scan_ticks.box_side(boxes, px(7.5))
+    marks = scan_ticks.pen_marks(page.ink, *region, side, [b.top for b in boxes])
+    boxes = scan_ticks.with_hidden(boxes, marks, side)
+    swallowed = any(m.hidden is not None for m in marks)  # then no glyph may pass for a box
+    if len(boxes) < count or (len(boxes) > count and (swallowed or not extra)):
+        return boxes, None
+    boxes = boxes[:count]
+    return boxes, scan_ticks.ticked_by_pen(marks, boxes, side)
+
+
 def read_options(page: Page, f: layout.Field, cell: Cell) -> Read | None:
     """An option cell from its boxes, in printed order; None when no box is ticked."""
     row = cell.row
-    boxes = scan_image.checkboxes(page.ink, row.split, row.top, page.ink.shape[1], row.bottom)
-    if len(boxes) < len(f.options) or (len(boxes) > len(f.options) and f.kind != "country"):
-        return UNREAD  # a box missed or a glyph taken for one: which is ticked cannot be told
-    boxes = boxes[: len(f.options)]  # a ロ in 欧州's country name comes after every box
-    ticked = [value for (_label, value), box in zip(f.options, boxes) if box.ticked]
+    boxes, pen = _boxes_and_pen(page, (row.split, row.top, page.ink.shape[1], row.bottom), len(f.options),
+                                f.kind == "country")
+    if pen is None:
+        return UNREAD  # a box missed, a glyph taken for one, or a pen mark between two options
+    ticked = [value for i, ((_label, value), box) in enumerate(zip(f.options, boxes)) if box.ticked or i in pen]
     if not ticked:
         return None
     europe = _europe_name(page, cell.words, boxes[-1]) if "EU" in ticked else ""
@@ -562,11 +579,11 @@ def read_pledge(page: Page, pledge: layout.Pledge, lines: list[list[Word]]) -> R
     if score < LABEL_MATCH:
         return MISSING
     top, bottom = min(w.top for w in line) - px(4), max(w.bottom for w in line) + px(4)
-    boxes = scan_image.checkboxes(page.ink, 0, max(0, top), page.ink.shape[1] // 3, bottom)
-    if not boxes:
+    boxes, pen = _boxes_and_pen(page, (0, max(0, top), page.ink.shape[1] // 3, bottom), 1, extra=True)
+    if pen is None:
         return UNREAD
-    box = min(boxes, key=lambda b: b.x0)
-    return Read(bool(box.ticked), line_text(line, page.ink), box.score * score, box.score >= 0.5)
+    box = boxes[0]  # one line: the leftmost box
+    return Read(bool(box.ticked) or 0 in pen, line_text(line, page.ink), box.score * score, box.score >= 0.5)
 
 
 def read_submitted(page: Page, lines: list[list[Word]]) -> Read | None:
@@ -625,11 +642,13 @@ def _reading(spec: layout.FormSpec, reads: dict[str, Read], seal_: object, grey:
 
 
 def _doubt_marked(reads: dict[str, Read], matched: dict[str, Cell], marks: list) -> dict[str, Read]:
-    """Rows whose text runs close to a stamp are doubted: the stamp may cover some of it."""
+    """Rows whose text runs close to a stamp are doubted: the stamp may cover some of it.
+    Not option rows: their boxes are judged from pixels, and a pen ✓ often crosses a rule."""
     out = dict(reads)
+    options = {f.key for spec in SPECS for f in spec.table_fields() if f.options}
     for key, cell in matched.items():
         read = out.get(key)
-        if read is not None and read.sure and ocr_marks.near_text(cell.words, cell.row.top, cell.row.bottom, marks):
+        if read is not None and read.sure and key not in options and ocr_marks.near_text(cell.words, cell.row.top, cell.row.bottom, marks):
             out[key] = dataclasses.replace(read, sure=False)
     return out
 

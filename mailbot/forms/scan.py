@@ -10,12 +10,15 @@ applicant's multifunction printer e-mails.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image, ImageFilter
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
+
+from mailbot.forms import scan_pen
 
 
 def _render_pages(pdf_bytes: bytes, dpi: int) -> list[Image.Image]:
@@ -67,15 +70,19 @@ def _image_pdf(images: list[ImageReader], sizes: list[tuple[int, int]], dpi: int
 
 
 def simulate_scan(pdf_bytes: bytes, *, dpi: int = 200, angle: float = 0.0, noise: float = 0.0,
-                  jpeg_quality: int | None = None, grayscale: bool = False, seed: int = 0) -> bytes:
+                  jpeg_quality: int | None = None, grayscale: bool = False, seed: int = 0,
+                  marks: Sequence[scan_pen.HandMark] = ()) -> bytes:
     """An image-only PDF of ``pdf_bytes`` as scanned at ``dpi``, turned ``angle`` degrees.
 
     ``noise``: Gaussian noise σ as a fraction of full scale; ``jpeg_quality``:
     JPEG-compress the pages (None: lossless); ``grayscale``: a grey scan
     (the red seal becomes grey). ``seed`` makes the noise reproducible.
+    ``marks``: pen marks (a hand-drawn ✓ or ○) drawn on the printed page before it is scanned.
     """
     rng = np.random.default_rng(seed)
-    pages = [_degrade(p, angle, noise, rng) for p in _render_pages(pdf_bytes, dpi)]
+    pages = _render_pages(pdf_bytes, dpi)
+    pages = [scan_pen.draw(p, [m for m in marks if m.page == n], dpi, rng) if marks else p for n, p in enumerate(pages)]
+    pages = [_degrade(p, angle, noise, rng) for p in pages]
     if grayscale:
         pages = [p.convert("L") for p in pages]
     encoded = [_encoded(p, jpeg_quality) for p in pages]
