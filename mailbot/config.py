@@ -10,9 +10,10 @@ Secrets (passwords) are given in production as environment variables, e.g.
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -91,6 +92,17 @@ class ServiceSettings(_Section):
     pdf_timeout_seconds: float = Field(30, gt=0)
     pdf_memory_mb: int = Field(1536, ge=256)
     pdf_max_pages: int = Field(50, ge=1)
+    answer_from: datetime | None = None
+    max_replies_per_recipient: int = Field(10, ge=1)
+    reply_window_minutes: int = Field(180, ge=1)
+
+    @field_validator("answer_from")
+    @classmethod
+    def _tokyo_when_naive(cls, moment: datetime | None) -> datetime | None:
+        # The office thinks in Tokyo time; a cut-off written without an offset means that.
+        if moment is not None and moment.tzinfo is None:
+            return moment.replace(tzinfo=ZoneInfo("Asia/Tokyo"))
+        return moment
 
 
 class Settings(_Section):

@@ -74,8 +74,12 @@ def _handle(services, session, raw_id, msg: InboundMessage, verdict: Classificat
         return raw.mail_class or raw.status
     raw.sender, raw.subject, raw.message_id = msg.sender, msg.subject, msg.message_id
     raw.mail_class, raw.reason = verdict.mail_class, verdict.reason
-    handling = Handling(services, session, raw, msg)
-    HANDLERS[verdict.mail_class](handling, verdict)
+    cut_off = services.settings.service.answer_from
+    if cut_off is not None and raw.arrived_at < cut_off:
+        # Already in the mailbox when the service went live: keep it, answer nothing.
+        raw.reason = f"{verdict.reason}; arrived before the go-live cut-off {cut_off.isoformat()}"
+    else:
+        HANDLERS[verdict.mail_class](Handling(services, session, raw, msg), verdict)
     raw.status, raw.processed_at = "processed", utcnow()
     log.info("message=%s class=%s reason=%s", raw_id, raw.mail_class, raw.reason)
     return verdict.mail_class

@@ -8,13 +8,20 @@ state change that caused it does.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlmodel import select
+
 from mailbot import outbox
-from mailbot.models import Application
+from mailbot.models import Application, OutboxMessage, utcnow
 
 if TYPE_CHECKING:
     from mailbot.pipeline import Handling
+
+log = logging.getLogger(__name__)
 
 
 def send(handling: Handling, template: str, *, app: Application | None = None, **context: Any) -> None:
@@ -24,11 +31,16 @@ def send(handling: Handling, template: str, *, app: Application | None = None, *
         template, app=app, program=settings.program, sender_name=handling.msg.sender_name, **context
     )
     msg = handling.msg
+    to = within_reply_cap(handling, recipients(handling, app))
+    if not to:
+        handling.raw.reason = f"{handling.raw.reason}; {template} withheld: reply cap reached"
+        log.warning("message=%s reply %s withheld: reply cap reached", handling.raw.id, template)
+        return
     references = [*msg.references, msg.message_id] if msg.message_id else list(msg.references)
     outbox.enqueue(
         handling.session,
         kind=template,
-        to=recipients(handling, app),
+        to=to,
         subject=mail.subject,
         body=mail.body,
         from_address=settings.smtp.from_address,
@@ -45,6 +57,21 @@ def recipients(handling: Handling, app: Application | None) -> list[str]:
     if app is not None and app.contact_email:
         addresses.append(app.contact_email)
     return addresses
+
+
+def within_reply_cap(handling: Handling, addresses: list[str]) -> list[str]:
+    """The addresses that have had fewer than the cap of automatic replies in the window.
+
+    A robot that answers every mail (or a flood of mail from one address)
+    would otherwise be answered without end: past the cap the mail is still
+    recorded and shown to staff, it just gets no further automatic reply.
+    """
+    service = handling.services.settings.service
+    since = utcnow() - timedelta(minutes=service.reply_window_minutes)
+    sent = handling.session.exec(select(OutboxMessage.to_addrs).where(
+        OutboxMessage.automatic == True, OutboxMessage.created_at >= since)).all()  # noqa: E712
+    counts = Counter(address.lower() for row in sent for address in row)
+    return [a for a in addresses if counts[a.lower()] < service.max_replies_per_recipient]
 
 
 def no_pdf_reason(names: str) -> str:

@@ -340,3 +340,55 @@ def test_fillable_and_scanned_applications_are_received_like_text_ones(services,
         ("株式会社フィラブル", "queued", 1), (scanned["company_name"], "queued", 2)]
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == ["a@fillable.example.jp", "b@scan.example.jp"]
     assert all("受付" in subject(m) for m in smtp_sink.messages)
+
+
+def test_mail_from_before_the_go_live_cut_off_is_recorded_but_not_answered(make_settings, mailbox, smtp_sink):
+    """GIVEN a go-live cut-off an hour ago, one application from before it and one after
+    WHEN one cycle runs
+    THEN only the later one is answered and queued; the earlier is stored and moved, unanswered."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    services = build(make_settings())
+    services.settings = services.settings.model_copy(
+        update={"service": services.settings.service.model_copy(update={"answer_from": now - timedelta(hours=1)})})
+    mailbox.deliver(application(company_name="株式会社むかし", corporate_number="1010401089234",
+                                sender="old@example.jp"), at=now - timedelta(days=2))
+    mailbox.deliver(application(sender="new@example.jp"), at=now - timedelta(minutes=5))
+    daemon.run_once(services)
+    assert [m.rcpt_tos[0] for m in smtp_sink.messages] == ["new@example.jp"]
+    assert [a.sender for a in applications(services)] == ["new@example.jp"]
+    with Session(services.engine) as session:
+        old = session.exec(select(RawMessage).where(RawMessage.sender == "old@example.jp")).one()
+    assert old.status == "processed" and old.moved and "go-live" in old.reason
+
+
+def test_no_more_than_the_cap_of_replies_go_to_one_address(make_settings, mailbox, smtp_sink):
+    """GIVEN a cap of 3 automatic replies per address, and 5 Word files from one sender (a loop or a flood)
+    WHEN one cycle runs
+    THEN 3 replies are sent, the other 2 mails are recorded with the reason, nothing is lost."""
+    services = build(make_settings())
+    services.settings = services.settings.model_copy(
+        update={"service": services.settings.service.model_copy(update={"max_replies_per_recipient": 3})})
+    for _ in range(5):
+        mailbox.deliver(samples.attachment_mail(b"PK\x03\x04", "申請書.docx", "application", "msword",
+                                                sender="robot@example.jp"))
+    report = daemon.run_once(services)
+    assert report.sent == 3 and len(smtp_sink.messages) == 3
+    with Session(services.engine) as session:
+        rows = session.exec(select(RawMessage).order_by(RawMessage.arrived_at)).all()
+    assert [r.status for r in rows] == ["processed"] * 5
+    assert ["withheld" in r.reason for r in rows] == [False, False, False, True, True]
+
+
+def test_a_person_reading_the_mailbox_changes_nothing(services, mailbox, smtp_sink, imap_settings):
+    """GIVEN an application that a staff member opened (\\Seen) before the service polled
+    WHEN one cycle runs
+    THEN it is processed and answered all the same."""
+    from imapclient import IMAPClient
+
+    mailbox.deliver(application())
+    with IMAPClient(imap_settings.host, imap_settings.port, ssl=False) as client:
+        client.login(imap_settings.username, imap_settings.password)
+        client.select_folder("INBOX")
+        client.add_flags(client.search("ALL"), [b"\\Seen"])
+    daemon.run_once(services)
+    assert len(smtp_sink.messages) == 1 and applications(services)[0].state == "queued"
