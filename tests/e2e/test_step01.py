@@ -245,7 +245,8 @@ def _toml(settings) -> str:
     for section in ("imap", "smtp", "database", "program", "service"):
         lines.append(f"[{section}]")
         for key, value in getattr(settings, section).model_dump().items():
-            lines.append(f"{key} = {_value(value)}")
+            if value is not None:  # TOML has no null: an absent key takes the default
+                lines.append(f"{key} = {_value(value)}")
     return "\n".join(lines) + "\n"
 
 
