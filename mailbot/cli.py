@@ -3,6 +3,7 @@
     mailbot [--config PATH] run [--once]     the daemon, or one cycle
     mailbot [--config PATH] inspect FILE.pdf [--json]
     mailbot [--config PATH] status [--json]
+    mailbot [--config PATH] quarantined [--json] | reprocess ID
     mailbot demo                              everything on 127.0.0.1, no outside server
 """
 
@@ -89,6 +90,37 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     services = _services()
     result = use_case.status(services.engine, services.settings.program)
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else use_case.as_text(result))
+
+
+@app.command()
+def quarantined(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The mail that could not be processed, with its error (reprocess it by id)."""
+    from mailbot import quarantine
+
+    rows = quarantine.listing(_services())
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        typer.echo(f"{row['id']:>6}  {row['arrived_at']}  {row['sender'] or '-'}  {row['subject'] or '-'}\n"
+                   f"        {row['error']}")
+    typer.echo(f"{len(rows)} quarantined" + ("; `mailbot reprocess ID` runs one again" if rows else ""))
+
+
+@app.command()
+def reprocess(raw_id: int = typer.Argument(..., metavar="ID", help="The stored message's id.")) -> None:
+    """Run a quarantined message through the path again, once its cause is fixed."""
+    from mailbot import quarantine
+    from mailbot.errors import MailbotError
+
+    try:
+        outcome = quarantine.reprocess(_services(), raw_id)
+    except MailbotError as exc:
+        typer.echo(f"mailbot: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"message {raw_id}: {outcome}")
+    if outcome == "quarantined":
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -208,3 +208,14 @@ def test_inspect_says_clearly_when_ocr_is_unavailable(tmp_path):
                             timeout=120, cwd=ROOT, env=env)
     assert result.returncode == 2, result.stdout + result.stderr
     assert json.loads(result.stdout)["error"]["code"] == "ocr_unavailable"
+
+
+def test_reprocess_refuses_an_unknown_id_clearly(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
+        'url = "sqlite:///data/mailbot.db"', f'url = "sqlite:///{tmp_path / "m.db"}"'), encoding="utf-8")
+    cli = [sys.executable, "-m", "mailbot.cli", "--config", str(config)]
+    result = subprocess.run([*cli, "reprocess", "4242"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "no stored message with id 4242" in result.stderr
+    listing = subprocess.run([*cli, "quarantined"], capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and "0 quarantined" in listing.stdout

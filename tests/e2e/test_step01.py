@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
 from sqlmodel import Session, select
 
 from mailbot import daemon, samples
@@ -393,3 +394,28 @@ def test_a_person_reading_the_mailbox_changes_nothing(services, mailbox, smtp_si
         client.add_flags(client.search("ALL"), [b"\\Seen"])
     daemon.run_once(services)
     assert len(smtp_sink.messages) == 1 and applications(services)[0].state == "queued"
+
+
+def test_a_quarantined_mail_is_processed_again_once_the_cause_is_fixed(services, mailbox, smtp_sink):
+    """GIVEN an application quarantined because OCR was missing on this machine
+    WHEN OCR is back and staff run `reprocess` on it
+    THEN it is received from the stored bytes like any other: queued, receipt sent once."""
+    from mailbot import quarantine
+    from mailbot.errors import MailbotError, PdfError
+
+    reader = services.read_form
+
+    def no_ocr(_data):
+        raise PdfError("ocr_unavailable", "OCRが利用できません。")
+
+    services.read_form = no_ocr
+    mailbox.deliver(application())
+    daemon.run_once(services)
+    [listed] = quarantine.listing(services)
+    assert "ocr_unavailable" in listed["error"] and smtp_sink.messages == []
+    services.read_form = reader
+    assert quarantine.reprocess(services, listed["id"]) == "application"
+    assert [(a.state, a.position) for a in applications(services)] == [("queued", 1)]
+    assert len(smtp_sink.messages) == 1 and quarantine.listing(services) == []
+    with pytest.raises(MailbotError, match="not quarantined"):
+        quarantine.reprocess(services, listed["id"])
