@@ -212,8 +212,11 @@ def test_inspect_says_clearly_when_ocr_is_unavailable(tmp_path):
 
 def test_reprocess_refuses_an_unknown_id_clearly(tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
-        'url = "sqlite:///data/mailbot.db"', f'url = "sqlite:///{tmp_path / "m.db"}"'), encoding="utf-8")
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    text = text.replace('url = "sqlite:///data/mailbot.db"', f'url = "sqlite:///{tmp_path / "m.db"}"')
+    text = text.replace('rules_dir = "rules"', f'rules_dir = "{ROOT / "rules"}"')
+    text = text.replace('templates_dir = "templates"', f'templates_dir = "{ROOT / "templates"}"')
+    config.write_text(text, encoding="utf-8")
     cli = [sys.executable, "-m", "mailbot.cli", "--config", str(config)]
     result = subprocess.run([*cli, "reprocess", "4242"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "no stored message with id 4242" in result.stderr
