@@ -25,6 +25,7 @@ import mailparser
 from mailparser.exceptions import MailParserError
 
 from mailbot.errors import ParseError
+from mailbot.intake import archives
 from mailbot.intake.japanese import (
     decode_bytes,
     decode_header,
@@ -246,14 +247,16 @@ def attachments(msg: Message) -> list[Attachment]:
     """Every attached file, including those inside forwarded messages.
 
     A message/rfc822 part is a container, not a file: its contents are
-    searched instead (mail-parser would add a bogus .txt for it).
+    searched instead (mail-parser would add a bogus .txt for it). So is a
+    zip, within the limits of archives.py.
     """
     found = []
     for part in _leaves(msg, nested=True):
         if _is_attachment(part):
             data = part.get_payload(decode=True) or b""
             found.append(Attachment(filename=filename(part), content_type=part.get_content_type(), data=data))
-    return found
+    # PDFs inside a zip become attachments of their own (the zip stays too).
+    return found + [pdf for a in found if archives.is_zip(a) for pdf in archives.pdfs_in_zip(a)]
 
 
 def _is_attachment(part: Message) -> bool:

@@ -419,3 +419,17 @@ def test_a_quarantined_mail_is_processed_again_once_the_cause_is_fixed(services,
     assert len(smtp_sink.messages) == 1 and quarantine.listing(services) == []
     with pytest.raises(MailbotError, match="not quarantined"):
         quarantine.reprocess(services, listed["id"])
+
+
+def test_an_application_zipped_by_the_company_is_received(services, mailbox, smtp_sink):
+    """GIVEN the stamped PDF sent inside a zip (as some companies' mail systems do)
+    WHEN one cycle runs
+    THEN it is read from the zip, queued and answered like any application."""
+    from tests.intake.test_archives import mail_with, windows_zip
+
+    raw = mail_with(windows_zip("申請書.pdf", render_application(sample_values(contact_email=CONTACT))))
+    mailbox.deliver(raw)
+    daemon.run_once(services)
+    assert [(a.state, a.position) for a in applications(services)] == [("queued", 1)]
+    [reply] = smtp_sink.messages
+    assert sorted(reply.rcpt_tos) == sorted(["tanaka@example.co.jp", CONTACT])
