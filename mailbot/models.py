@@ -164,3 +164,15 @@ class Counter(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     value: int = 0
+
+
+class HeldAddress(SQLModel, table=True):
+    """An address our mail bounced from: no more mail goes to it until staff clear it."""
+
+    __tablename__ = "held_address"
+
+    address: str = Field(primary_key=True)  # lower-cased
+    reason: str
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
+    held_at: datetime = _when(default_now=True)

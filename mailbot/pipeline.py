@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from mailbot import reception, replies
+from mailbot import bounces, reception, replies
 from mailbot.db import transaction
 from mailbot.errors import MailbotError, MailError
 from mailbot.intake import mime
@@ -96,7 +96,13 @@ def quarantine(services: Services, raw_id: int, exc: BaseException) -> str:
 
 
 def _automatic(handling: Handling, verdict: Classification) -> None:
-    """Out-of-office replies, bounces, lists: recorded, never answered (no loops)."""
+    """Out-of-office replies, bounces, lists: recorded, never answered (no loops).
+
+    A bounce of one of our replies holds the address it failed for.
+    """
+    note = bounces.handle(handling.session, handling.raw)
+    if note:
+        handling.raw.reason = f"{handling.raw.reason}; {note}"
 
 
 def _other(handling: Handling, verdict: Classification) -> None:

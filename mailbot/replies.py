@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
-from mailbot import outbox
+from mailbot import bounces, outbox
 from mailbot.models import Application, OutboxMessage, utcnow
 
 if TYPE_CHECKING:
@@ -33,8 +33,8 @@ def send(handling: Handling, template: str, *, app: Application | None = None, *
     msg = handling.msg
     to = within_reply_cap(handling, recipients(handling, app))
     if not to:
-        handling.raw.reason = f"{handling.raw.reason}; {template} withheld: reply cap reached"
-        log.warning("message=%s reply %s withheld: reply cap reached", handling.raw.id, template)
+        handling.raw.reason = f"{handling.raw.reason}; {template} withheld: reply cap or bounce hold"
+        log.warning("message=%s reply %s withheld: reply cap or bounce hold", handling.raw.id, template)
         return
     references = [*msg.references, msg.message_id] if msg.message_id else list(msg.references)
     outbox.enqueue(
@@ -60,7 +60,7 @@ def recipients(handling: Handling, app: Application | None) -> list[str]:
 
 
 def within_reply_cap(handling: Handling, addresses: list[str]) -> list[str]:
-    """The addresses that have had fewer than the cap of automatic replies in the window.
+    """The addresses not held after a bounce that have had fewer than the cap of replies.
 
     A robot that answers every mail (or a flood of mail from one address)
     would otherwise be answered without end: past the cap the mail is still
@@ -71,7 +71,9 @@ def within_reply_cap(handling: Handling, addresses: list[str]) -> list[str]:
     sent = handling.session.exec(select(OutboxMessage.to_addrs).where(
         OutboxMessage.automatic == True, OutboxMessage.created_at >= since)).all()  # noqa: E712
     counts = Counter(address.lower() for row in sent for address in row)
-    return [a for a in addresses if counts[a.lower()] < service.max_replies_per_recipient]
+    on_hold = bounces.held(handling.session, addresses)  # our mail bounced there before
+    return [a for a in addresses
+            if counts[a.lower()] < service.max_replies_per_recipient and a.lower() not in on_hold]
 
 
 def no_pdf_reason(names: str) -> str:

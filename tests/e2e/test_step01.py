@@ -433,3 +433,70 @@ def test_an_application_zipped_by_the_company_is_received(services, mailbox, smt
     assert [(a.state, a.position) for a in applications(services)] == [("queued", 1)]
     [reply] = smtp_sink.messages
     assert sorted(reply.rcpt_tos) == sorted(["tanaka@example.co.jp", CONTACT])
+
+
+def bounce_of(reply, failed: str, status: str = "5.1.1") -> bytes:
+    """A delivery-status notification as Postfix sends it (RFC 3464), byte for byte."""
+    text = f"""From: MAILER-DAEMON@mx.example.jp (Mail Delivery System)
+To: chizai@example.jp
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <bounce.{status}@mx.example.jp>
+Return-Path: <>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B1"
+
+--B1
+Content-Type: text/plain; charset=us-ascii
+
+This is the mail system. Your message could not be delivered.
+
+--B1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.jp
+
+Final-Recipient: rfc822; {failed}
+Action: failed
+Status: {status}
+
+--B1
+Content-Type: text/rfc822-headers
+
+Message-ID: {reply.message["Message-ID"]}
+Subject: receipt
+
+--B1--
+"""
+    return text.replace("\n", "\r\n").encode()
+
+
+def test_a_bounce_holds_the_address_and_no_more_mail_goes_there(services, mailbox, smtp_sink):
+    """GIVEN a receipt sent to the sender and the form's contact, and a hard bounce for the contact
+    WHEN the bounce is processed and the company writes again
+    THEN the bounce is not answered, the contact is held, and the next reply goes to the sender only."""
+    from mailbot.models import HeldAddress
+
+    mailbox.deliver(application())
+    daemon.run_once(services)
+    [receipt] = smtp_sink.messages
+    mailbox.deliver(bounce_of(receipt, CONTACT))
+    mailbox.deliver(application())  # the same complete application again
+    daemon.run_once(services)
+    with Session(services.engine) as session:
+        [hold] = session.exec(select(HeldAddress)).all()
+        bounce = session.exec(select(RawMessage).where(RawMessage.sender == "MAILER-DAEMON@mx.example.jp")).one()
+    assert hold.address == CONTACT and "bounce of outbox" in hold.reason
+    assert bounce.mail_class == "automatic" and f"held {CONTACT}" in bounce.reason
+    assert len(smtp_sink.messages) == 2 and smtp_sink.messages[1].rcpt_tos == [SENDER]
+
+
+def test_a_temporary_delivery_failure_holds_nothing(services, mailbox, smtp_sink):
+    from mailbot.models import HeldAddress
+
+    mailbox.deliver(application())
+    daemon.run_once(services)
+    mailbox.deliver(bounce_of(smtp_sink.messages[0], CONTACT, status="4.2.2"))
+    daemon.run_once(services)
+    with Session(services.engine) as session:
+        assert session.exec(select(HeldAddress)).all() == []
