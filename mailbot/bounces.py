@@ -55,3 +55,17 @@ def held(session: Session, addresses: list[str]) -> set[str]:
     lowered = [a.lower() for a in addresses]
     rows = session.exec(select(HeldAddress.address).where(HeldAddress.address.in_(lowered))).all()
     return set(rows)
+
+
+def release(session: Session, address: str) -> bool:
+    """Staff clear a hold (the address was fixed); False when it was not held."""
+    row = session.get(HeldAddress, address.lower())
+    if row is None:
+        return False
+    session.delete(row)
+    return True
+
+
+def listing(session: Session) -> list[HeldAddress]:
+    """Every held address, oldest first."""
+    return list(session.exec(select(HeldAddress).order_by(HeldAddress.held_at)).all())

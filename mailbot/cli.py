@@ -4,6 +4,7 @@
     mailbot [--config PATH] inspect FILE.pdf [--json]
     mailbot [--config PATH] status [--json]
     mailbot [--config PATH] quarantined [--json] | reprocess ID
+    mailbot [--config PATH] held [--release ADDRESS]
     mailbot demo                              everything on 127.0.0.1, no outside server
 """
 
@@ -121,6 +122,25 @@ def reprocess(raw_id: int = typer.Argument(..., metavar="ID", help="The stored m
     typer.echo(f"message {raw_id}: {outcome}")
     if outcome == "quarantined":
         raise typer.Exit(1)
+
+
+@app.command()
+def held(release: str = typer.Option(None, "--release", metavar="ADDRESS",
+                                     help="Clear the hold on this address.")) -> None:
+    """Addresses our mail bounced from (no automatic mail goes there); --release clears one."""
+    from mailbot import bounces
+    from mailbot.db import transaction
+
+    services = _services()
+    with transaction(services.engine) as session:
+        if release:
+            released = bounces.release(session, release)
+            typer.echo(f"{release}: {'released' if released else 'was not held'}")
+            return
+        rows = bounces.listing(session)
+        for row in rows:
+            typer.echo(f"{row.address}  {row.held_at:%Y-%m-%d %H:%M}  {row.reason}")
+        typer.echo(f"{len(rows)} held")
 
 
 @app.command()

@@ -182,7 +182,10 @@ def test_inspect_reads_the_consultation_form_and_judges_it_by_its_own_rules(tmp_
     """GIVEN a consultation desk request with a malformed e-mail and no preferred dates
     WHEN inspected
     THEN form is "consultation" and the problems are that form's (no seal asked for)."""
-    from mailbot.forms.consultation import render_consultation, sample_consultation_values
+    from mailbot.forms.consultation import (
+        render_consultation,
+        sample_consultation_values,
+    )
 
     pdf = tmp_path / "consultation.pdf"
     pdf.write_bytes(render_consultation(sample_consultation_values(contact_email="hanako.sato",
@@ -222,3 +225,6 @@ def test_reprocess_refuses_an_unknown_id_clearly(tmp_path):
     assert result.returncode == 1 and "no stored message with id 4242" in result.stderr
     listing = subprocess.run([*cli, "quarantined"], capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0 and "0 quarantined" in listing.stdout
+    held = subprocess.run([*cli, "held", "--release", "nobody@example.jp"], capture_output=True,
+                          text=True, timeout=60)
+    assert held.returncode == 0 and "nobody@example.jp: was not held" in held.stdout

@@ -489,6 +489,13 @@ def test_a_bounce_holds_the_address_and_no_more_mail_goes_there(services, mailbo
     assert hold.address == CONTACT and "bounce of outbox" in hold.reason
     assert bounce.mail_class == "automatic" and f"held {CONTACT}" in bounce.reason
     assert len(smtp_sink.messages) == 2 and smtp_sink.messages[1].rcpt_tos == [SENDER]
+    from mailbot import bounces
+    from mailbot.db import transaction
+
+    with transaction(services.engine) as session:
+        assert bounces.release(session, CONTACT.upper()) is True
+    with transaction(services.engine) as session:
+        assert bounces.listing(session) == [] and bounces.release(session, CONTACT) is False
 
 
 def test_a_temporary_delivery_failure_holds_nothing(services, mailbox, smtp_sink):
