@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from email.header import decode_header, make_header
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -110,9 +110,7 @@ def sample_mails() -> list[tuple[bool, bytes]]:
     ]
 
 
-def _arrival(offset: int):
-    from datetime import datetime, timezone
-
+def _arrival(offset: int) -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=10 - offset)
 
 
