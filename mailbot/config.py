@@ -37,6 +37,9 @@ class ImapSettings(_Section):
     processed_folder: str = "mailbot/processed"
     quarantine_folder: str = "mailbot/quarantine"
     timeout_seconds: float = Field(30.0, gt=0)
+    idle: bool = True
+    idle_renew_minutes: float = Field(25, gt=0, le=29)
+    reconnect_max_seconds: float = Field(300, gt=0)
 
 
 class SmtpSettings(_Section):
@@ -95,6 +98,7 @@ class ServiceSettings(_Section):
     answer_from: datetime | None = None
     max_replies_per_recipient: int = Field(10, ge=1)
     reply_window_minutes: int = Field(180, ge=1)
+    health_alert_minutes: int = Field(30, ge=1)
 
     @field_validator("answer_from")
     @classmethod

@@ -156,7 +156,12 @@ class FolderState(SQLModel, table=True):
 
     folder: str = Field(primary_key=True)
     uidvalidity: int | None = None
+    #: The server's UIDNEXT when everything below it was stored: an unchanged
+    #: UIDNEXT means nothing new, whatever the folder's size.
+    uidnext: int | None = None
     last_poll_at: datetime | None = _when()
+    #: When staff were told that polling fails (None: no alert outstanding).
+    alerted_at: datetime | None = _when()
 
 
 class Counter(SQLModel, table=True):

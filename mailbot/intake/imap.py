@@ -22,6 +22,7 @@ from imapclient.exceptions import IMAPClientError
 
 from mailbot.config import ImapSettings
 from mailbot.errors import ImapError
+from mailbot.intake.login import login
 
 BATCH = 100  # UIDs per FETCH: large enough to be fast, small enough to bound memory
 # What imapclient and the socket layer raise (ssl.SSLError and timeouts are OSErrors).
@@ -68,7 +69,7 @@ class Mailbox:
         with self._failing("connect"):
             client = self._open()
         with self._failing(f"login as {self.settings.username}"):
-            client.login(self.settings.username, self.settings.password)
+            login(client, self.settings)
         return client
 
     def _open(self) -> IMAPClient:
