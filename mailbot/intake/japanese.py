@@ -258,15 +258,40 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 
 
 def sniff_decode(data: bytes) -> str:
-    """Guess the charset of unlabelled Japanese text: JIS escapes, UTF-8, then cp932."""
+    """Guess the charset of unlabelled Japanese text: JIS escapes, UTF-8, then cp932 or EUC-JP."""
     if b"\x1b$" in data or b"\x1b(" in data:
         return decode(data, CODEC, "replace")
-    for codec in ("utf-8", "cp932"):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass  # not UTF-8: one of the two Japanese 8-bit codes
+    candidates = []
+    for codec in ("cp932", "euc_jp"):
         try:
-            return data.decode(codec)
+            candidates.append(data.decode(codec))
         except UnicodeDecodeError:
             continue
-    return data.decode("utf-8", "replace")
+    if not candidates:
+        return data.decode("utf-8", "replace")
+    return min(candidates, key=_oddness)  # the first (cp932) wins a tie
+
+
+def _oddness(text: str) -> int:
+    """How many characters look wrong for Japanese prose.
+
+    EUC-JP bytes often decode as cp932 too, but as runs of half-width kana
+    and user-defined characters; real Japanese text has few of either.
+    """
+    return sum(1 for char in text if "\uff61" <= char <= "\uff9f" or "\ue000" <= char <= "\uf8ff")
+
+
+_META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.I)
+
+
+def meta_charset(html: bytes) -> str | None:
+    """The charset an HTML document names in its ``<meta>`` (looked for in its head), or None."""
+    found = _META_CHARSET.search(html[:4096])
+    return found.group(1).decode("ascii") if found else None
 
 
 def rfc2231_bytes(text: str) -> bytes:

@@ -17,6 +17,9 @@ class Attachment:
     filename: str
     content_type: str
     data: bytes
+    #: An image shown inside an HTML body (a logo in a signature, Content-ID):
+    #: part of the text, not a file the sender meant to send.
+    inline: bool = False
 
     @property
     def is_pdf(self) -> bool:

@@ -30,6 +30,7 @@ from mailbot.intake.japanese import (
     decode_bytes,
     decode_header,
     decode_raw,
+    meta_charset,
     rfc2231_bytes,
 )
 from mailbot.intake.message import Attachment, InboundMessage
@@ -162,6 +163,8 @@ def part_text(part: Message) -> str:
     data = part.get_payload(decode=True) or b""
     charset = part.get_param("charset")
     label = charset if isinstance(charset, str) else None
+    if label is None and part.get_content_type() == "text/html":
+        label = meta_charset(data)  # HTML saved from a browser or Word names it only in <meta>
     return decode_bytes(data, label).replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -203,11 +206,22 @@ def _decoded_message(encoded: Message, encoding: str) -> Message:
     return email.message_from_bytes(data)
 
 
+#: A line break in the HTML source between two Japanese characters: the
+#: writer's editor wrapped the line; a browser shows no space there for Japanese.
+_CJK = "\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff01-\uffef"
+_CJK_WRAP = re.compile(rf"(?<=[{_CJK}])[ \t]*\n[ \t\r\n\f]*(?=[{_CJK}])")
+#: HTML's own white space: the ideographic space 　 is text, and kept.
+_HTML_SPACE = re.compile(r"[ \t\r\n\f]+")
+
+
 class _HtmlText(HTMLParser):
     """Collects the visible text of an HTML body, one line per block element."""
 
-    _BLOCKS = {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"}
-    _HIDDEN = {"script", "style", "head", "title"}
+    _BLOCKS = {"p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
+               "blockquote", "pre", "hr", "dl", "dt", "dd", "section", "article", "header", "footer",
+               "address", "center"}
+    _CELLS = {"td", "th"}
+    _HIDDEN = {"script", "style", "head", "title", "xml"}  # <xml>: Word's Office data in Outlook mail
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -217,8 +231,14 @@ class _HtmlText(HTMLParser):
     def handle_starttag(self, tag: str, attrs) -> None:
         if tag in self._HIDDEN:
             self.hidden += 1
-        elif tag in self._BLOCKS:
+        elif tag in self._BLOCKS or tag == "br":
             self.chunks.append("\n")
+        elif tag in self._CELLS:
+            self.chunks.append(" ")  # cells of one row stay on one line, apart
+
+    def handle_startendtag(self, tag: str, attrs) -> None:
+        if tag not in self._HIDDEN:  # <br/>, <hr/>: one break, not an opening and a closing one
+            self.handle_starttag(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._HIDDEN:
@@ -228,11 +248,12 @@ class _HtmlText(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self.hidden:
-            self.chunks.append(re.sub(r"\s+", " ", data))
+            text = _HTML_SPACE.sub(" ", _CJK_WRAP.sub("", data))
+            self.chunks.append(text.replace("\xa0", " "))  # &nbsp;
 
 
 def html_to_text(html: str) -> str:
-    """Visible text of an HTML document, blank lines collapsed."""
+    """Visible text of an HTML document: no tags, entities decoded, blank lines collapsed."""
     parser = _HtmlText()
     parser.feed(html)
     parser.close()
@@ -254,7 +275,8 @@ def attachments(msg: Message) -> list[Attachment]:
     for part in _leaves(msg, nested=True):
         if _is_attachment(part):
             data = part.get_payload(decode=True) or b""
-            found.append(Attachment(filename=filename(part), content_type=part.get_content_type(), data=data))
+            found.append(Attachment(filename=filename(part), content_type=part.get_content_type(),
+                                    data=data, inline=_is_inline_image(part)))
     # PDFs inside a zip become attachments of their own (the zip stays too).
     return found + [pdf for a in found if archives.is_zip(a) for pdf in archives.pdfs_in_zip(a)]
 
@@ -268,6 +290,12 @@ def _is_attachment(part: Message) -> bool:
     if part.get_param("name"):
         return True
     return part.get_content_maintype() != "text"
+
+
+def _is_inline_image(part: Message) -> bool:
+    """An image the HTML body shows by its Content-ID (a signature logo), not a file sent to us."""
+    disposition = (part.get_content_disposition() or "inline").lower()
+    return part.get_content_maintype() == "image" and disposition == "inline" and bool(part.get("content-id"))
 
 
 def filename(part: Message) -> str:

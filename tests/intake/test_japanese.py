@@ -119,3 +119,21 @@ def test_junk_charset_labels_fall_back_to_sniffing():
         decode(b"x", "utf\x00-8")
     assert japanese.decode_bytes("①".encode(), "no-such-charset") == "①"
     assert japanese.decode_bytes(b"\x87\x40", "utf\x00-8") == "①"
+
+
+def test_unlabelled_euc_jp_is_told_from_cp932():
+    # EUC-JP bytes also decode as cp932, but as half-width kana and user-area
+    # characters; the decoding that reads as Japanese prose wins.
+    text = "株式会社です。申請書について"
+    assert japanese.sniff_decode(text.encode("euc_jp")) == text
+    assert japanese.sniff_decode("株式会社①です".encode("cp932")) == "株式会社①です"
+
+
+@pytest.mark.parametrize(("html", "label"), [
+    (b'<html><head><meta charset="Shift_JIS"></head>', "Shift_JIS"),
+    (b"<META HTTP-EQUIV='Content-Type' CONTENT='text/html; charset=euc-jp'>", "euc-jp"),
+    (b'<meta http-equiv="Content-Type" content="text/html; charset=iso-2022-jp">', "iso-2022-jp"),
+    (b"<html><body>no meta</body></html>", None),
+])
+def test_meta_charset_is_read_from_the_html(html, label):
+    assert japanese.meta_charset(html) == label

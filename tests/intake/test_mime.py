@@ -186,3 +186,35 @@ def test_broken_encoded_word_in_from_does_not_lose_the_mail():
     msg = parse(mail("From: =?utf-8?B?5L2=Q?= <sato@example.jp>", "Subject: x", body=b"body"))
     assert msg.sender == "sato@example.jp"
     assert msg.text == "body"
+
+
+def test_html_only_in_iso2022jp_with_cp932_extensions():
+    # Outlook's HTML part: 7bit JIS, ① ㈱ 髙 and half-width kana, entities, <br/> and table cells.
+    from mailbot.intake.japanese import encode_jis
+
+    html = ("<html><head><title>件名</title><style>p{}</style></head><body>"
+            "<p>株式会社①㈱ 髙橋&nbsp;ｶﾀｶﾅ&amp;&#x9AD9;&lt;様&gt;</p>"
+            "<table><tr><td>氏名</td><td>髙橋　太郎</td></tr></table>一行目<br/>二行目</body></html>")
+    msg = parse(mail("From: a@example.jp", 'Content-Type: text/html; charset="ISO-2022-JP"',
+                     "Content-Transfer-Encoding: 7bit", body=encode_jis(html)[0]))
+    assert msg.text == "株式会社①㈱ 髙橋 ｶﾀｶﾅ&髙<様>\n\n氏名 髙橋　太郎\n\n一行目\n二行目"
+
+
+@pytest.mark.parametrize("codec", ["cp932", "euc_jp"])
+def test_html_names_its_charset_only_in_meta(codec):
+    html = (f'<html><head><meta http-equiv="Content-Type" content="text/html; charset={codec}">'
+            "</head><body><div>申請書を\r\n提出します</div></body></html>")
+    msg = parse(mail("From: a@example.jp", "Content-Type: text/html",
+                     "Content-Transfer-Encoding: 8bit", body=html.encode(codec)))
+    assert msg.text == "申請書を提出します"  # the editor's line wrap inside Japanese is no space
+
+
+def test_signature_logo_in_html_is_not_a_file():
+    html = mail("Content-Type: text/html; charset=utf-8", body='<p>ロゴ<img src="cid:logo@x"></p>'.encode())
+    logo = mail("Content-Type: image/png", "Content-ID: <logo@x>", 'Content-Disposition: inline; filename="image001.png"',
+                "Content-Transfer-Encoding: base64", body=b64(b"\x89PNG\r\n").encode())
+    related = mail('Content-Type: multipart/related; boundary="REL"', body=(
+        b"--REL\r\n" + html + b"\r\n--REL\r\n" + logo + b"\r\n--REL--\r\n"))
+    msg = parse(multipart_with(related))
+    assert [(a.filename, a.inline) for a in msg.attachments] == [("image001.png", True)]
+    assert msg.text == "ロゴ"
