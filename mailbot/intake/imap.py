@@ -5,6 +5,12 @@ Callers compare (folder, UIDVALIDITY, UID) with the database, fetch what
 they lack, and move a message only after their own transaction committed.
 Fetching uses BODY.PEEK[] so that the \\Seen flag of staff's mail client is
 never touched.
+
+A Mailbox may stay open across polls (the daemon keeps one): the processed and
+quarantine folders are checked once per connection, and each ``select()``
+reports the folder's UIDVALIDITY and UIDNEXT so that an unchanged folder costs
+one SELECT whatever its size. The IDLE methods let a watcher wait for new mail
+on a connection of its own.
 """
 
 from __future__ import annotations
@@ -46,14 +52,30 @@ class Mailbox:
         self.settings = settings
         self._client: IMAPClient | None = None
         self._uidvalidity: int | None = None
+        #: The folder's UIDNEXT at the last select() (None: the server did not say).
+        self.uidnext: int | None = None
         self._delimiter_known = False
         self._delimiter_value: str | None = None
+        self._folders_ready = False
 
     def __enter__(self) -> Mailbox:
-        self._client = self._connect()
+        self.open()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None
+
+    def open(self) -> None:
+        """Connect and log in (a fresh connection: folders are checked again on select)."""
+        self._client = self._connect()
+        self._delimiter_known = self._folders_ready = False
+
+    def close(self) -> None:
+        """Log out; a connection the server already dropped is just closed."""
         client, self._client = self._client, None
         if client is None:
             return
@@ -103,14 +125,28 @@ class Mailbox:
     # --- folders -----------------------------------------------------------
 
     def select(self) -> int:
-        """Select the configured folder; create processed/quarantine if missing; UIDVALIDITY."""
+        """Select the configured folder; create processed/quarantine if missing; UIDVALIDITY.
+
+        The folders are checked once per connection: a reused connection's
+        poll costs one SELECT. ``uidnext`` is set from the same response.
+        """
         s = self.settings
-        for folder in (s.processed_folder, s.quarantine_folder):
-            self._ensure_folder(folder)
+        if not self._folders_ready:
+            for folder in (s.processed_folder, s.quarantine_folder):
+                self._ensure_folder(folder)
+            self._folders_ready = True
         with self._failing("select", s.folder):
             info = self.client.select_folder(self._server_name(s.folder))
             self._uidvalidity = int(info[b"UIDVALIDITY"])
+        self.uidnext = int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else self._status_uidnext()
         return self._uidvalidity
+
+    def _status_uidnext(self) -> int | None:
+        """UIDNEXT by STATUS, for servers that leave it out of SELECT (RFC 3501 says MUST)."""
+        with self._failing("status", self.settings.folder):
+            found = self.client.folder_status(self._server_name(self.settings.folder), [b"UIDNEXT"])
+        value = found.get(b"UIDNEXT")
+        return int(value) if value is not None else None
 
     def _ensure_folder(self, folder: str) -> None:
         name = self._server_name(folder)
@@ -135,10 +171,17 @@ class Mailbox:
 
     # --- messages ----------------------------------------------------------
 
-    def uids(self) -> list[int]:
-        """Every UID in the selected folder, ascending."""
+    def uids(self, start: int = 1) -> list[int]:
+        """The UIDs from ``start`` up in the selected folder, ascending.
+
+        ``UID SEARCH UID n:*`` always matches the last message, even when its
+        UID is below n (RFC 3501 reads ``*`` as the highest UID in use), so the
+        answer is filtered.
+        """
+        criteria = "ALL" if start <= 1 else ["UID", f"{start}:*"]
         with self._failing("search", self.settings.folder):
-            return sorted(self.client.search("ALL"))
+            found = self.client.search(criteria)
+        return sorted(uid for uid in found if uid >= start)
 
     def fetch(self, uids: Iterable[int]) -> Iterator[FetchedMail]:
         """Raw messages ordered by (INTERNALDATE, UID); UIDs gone from the server are skipped."""
@@ -189,6 +232,44 @@ class Mailbox:
             # Without UIDPLUS only a plain EXPUNGE exists; it also removes other
             # \Deleted messages, which on the program mailbox only mailbot sets.
             self.client.expunge()
+
+
+    # --- waiting for mail (IDLE, RFC 2177) -----------------------------------
+
+    def can_idle(self) -> bool:
+        """Whether the server offers IDLE (else the daemon only polls)."""
+        with self._failing("capability"):
+            return self.client.has_capability("IDLE")
+
+    def idle_start(self) -> None:
+        """Enter IDLE on the selected folder: the server now reports changes as they happen."""
+        with self._failing("idle", self.settings.folder):
+            self.client.idle()
+
+    def idle_wait(self, seconds: float) -> list[tuple]:
+        """What the server said within ``seconds`` ([] if nothing); ImapError on BYE."""
+        with self._failing("idle", self.settings.folder):
+            responses = self.client.idle_check(timeout=seconds)
+        for response in responses:
+            if len(response) > 0 and response[0] == b"BYE":
+                raise ImapError(f"IMAP {self.settings.host}:{self.settings.port}: "
+                                f"server closed the connection: {response[1:]!r}")
+        return responses
+
+    def idle_stop(self) -> None:
+        """Leave IDLE (DONE); waits for the server's tagged answer, so a dead link raises."""
+        with self._failing("end idle", self.settings.folder):
+            self.client.idle_done()
+
+    def noop(self) -> None:
+        """A round trip proving the connection is alive (and resetting the server's timer)."""
+        with self._failing("noop", self.settings.folder):
+            self.client.noop()
+
+
+def has_new_mail(responses: Iterable[tuple]) -> bool:
+    """Whether IDLE responses announce mail: ``* n EXISTS`` or ``* n RECENT``."""
+    return any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
 
 
 def _no_delay(client: IMAPClient) -> None:

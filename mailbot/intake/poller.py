@@ -10,14 +10,24 @@ Order matters, and is the whole point of this module:
 A crash between 2 and 3 leaves a processed message in the inbox: the next
 poll sees its UID recorded, does not answer it again, and only moves it.
 The \\Seen flag is never read or set: people may read the mailbox freely.
+
+A poll costs what is new, not what the folder holds: the folder's UIDNEXT is
+kept in FolderState once every message below it is stored, and a poll that
+finds the same UIDVALIDITY and UIDNEXT asks the server nothing more. When
+UIDNEXT moved, only ``UID n:*`` is searched.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mailbot import pipeline
@@ -38,45 +48,115 @@ class PollReport:
     moved: int
 
 
-def poll(services: Services) -> PollReport:
-    """Store new mail, process everything pending, move what is done."""
+def poll(services: Services, box: Mailbox | None = None) -> PollReport:
+    """Store new mail, process everything pending, move what is done.
+
+    ``box``: an open Mailbox to reuse (the daemon keeps one between cycles);
+    without it the poll opens and closes its own connection.
+    """
+    if box is None:
+        with Mailbox(services.settings.imap) as own:
+            return poll(services, own)
     imap = services.settings.imap
-    with Mailbox(imap) as box:
-        uidvalidity = box.select()
-        stored = store_new(services, box, uidvalidity)
-        processed = process_pending(services)
-        moved = move_done(services, box, uidvalidity)
+    _index_unmoved(services.engine)
+    uidvalidity = box.select()
+    stored = store_new(services, box, uidvalidity)
+    processed = process_pending(services)
+    moved = move_done(services, box, uidvalidity)
     record_poll(services, imap.folder, uidvalidity)
     log.info("poll folder=%s stored=%d processed=%d moved=%d", imap.folder, stored, processed, moved)
     return PollReport(stored, processed, moved)
 
 
 def store_new(services: Services, box: Mailbox, uidvalidity: int) -> int:
-    """Fetch the UIDs the database has no record of and store each one raw."""
+    """Fetch the UIDs the database has no record of and store each one raw.
+
+    Only UIDs from the stored UIDNEXT up are asked for, and nothing at all when
+    the folder's UIDNEXT has not moved. The new UIDNEXT is saved only after
+    every message below it is stored: a crash half-way searches the same range
+    again and skips what was already stored.
+    """
     folder = services.settings.imap.folder
+    start = _stored_uidnext(services, folder, uidvalidity)
+    if start is not None and start == box.uidnext:
+        return 0
+    start = start or 1
     with Session(services.engine) as session:
         known = set(session.exec(select(RawMessage.uid).where(
-            RawMessage.folder == folder, RawMessage.uidvalidity == uidvalidity)).all())
-    new = [uid for uid in box.uids() if uid not in known]
+            RawMessage.folder == folder, RawMessage.uidvalidity == uidvalidity,
+            RawMessage.uid >= start)).all())
+    new = [uid for uid in box.uids(start) if uid not in known]
     for mail in box.fetch(new):
         _store(services, folder, mail)
+    _save_uidnext(services, folder, uidvalidity, box.uidnext)
     return len(new)
+
+
+def _stored_uidnext(services: Services, folder: str, uidvalidity: int) -> int | None:
+    """The UIDNEXT below which everything is stored, if it belongs to this UIDVALIDITY."""
+    with Session(services.engine) as session:
+        state = session.get(FolderState, folder)
+    if state is None or state.uidvalidity != uidvalidity:
+        return None
+    return state.uidnext
+
+
+def _save_uidnext(services: Services, folder: str, uidvalidity: int, uidnext: int | None) -> None:
+    # The UIDNEXT read at SELECT, before the search: mail that arrived since has a
+    # UID at or above it and is found again next time (then skipped as known).
+    with transaction(services.engine) as session:
+        state = session.get(FolderState, folder) or FolderState(folder=folder)
+        state.uidvalidity, state.uidnext = uidvalidity, uidnext
+        session.add(state)
 
 
 def _store(services: Services, folder: str, mail: FetchedMail) -> None:
     digest = hashlib.sha256(mail.raw).hexdigest()
+    message_id = header_message_id(mail.raw)
     with transaction(services.engine) as session:
-        # Same bytes already stored under an older UIDVALIDITY: the server renumbered
-        # its folder. Keep the copy, never answer it twice.
-        seen = session.exec(select(RawMessage.id).where(
-            RawMessage.folder == folder, RawMessage.sha256 == digest,
-            RawMessage.uidvalidity != mail.uidvalidity)).first()
+        seen = _same_mail_elsewhere(session, folder, mail, digest, message_id)
         session.add(RawMessage(
             folder=folder, uidvalidity=mail.uidvalidity, uid=mail.uid, arrived_at=mail.arrived_at,
-            size=len(mail.raw), sha256=digest, raw=mail.raw,
+            size=len(mail.raw), sha256=digest, message_id=message_id, raw=mail.raw,
             status="duplicate" if seen else "new",
-            reason=f"same content as stored message {seen}" if seen else None,
+            reason=f"same mail as stored message {seen} (folder renumbered)" if seen else None,
         ))
+
+
+def _same_mail_elsewhere(session: Session, folder: str, mail: FetchedMail, digest: str,
+                         message_id: str | None) -> int | None:
+    """A stored copy of this mail under another UIDVALIDITY: the server renumbered its folder.
+
+    The same bytes, or (because a migration may rewrite Received and X-
+    headers) the same Message-ID with the same body. Keep the copy, never
+    answer it twice.
+    """
+    elsewhere = (RawMessage.folder == folder, RawMessage.uidvalidity != mail.uidvalidity)
+    same_bytes = session.exec(select(RawMessage.id).where(*elsewhere, RawMessage.sha256 == digest)).first()
+    if same_bytes is not None or message_id is None:
+        return same_bytes
+    body = body_digest(mail.raw)
+    candidates = session.exec(select(RawMessage.id, RawMessage.raw).where(
+        *elsewhere, RawMessage.message_id == message_id)).all()
+    return next((raw_id for raw_id, raw in candidates if body_digest(raw) == body), None)
+
+
+def header_message_id(raw: bytes) -> str | None:
+    """The Message-ID as mime.py records it (the first <...>), read from the header block only."""
+    value = BytesHeaderParser(policy=compat32).parsebytes(raw).get("message-id")
+    if value is None:
+        return None
+    text_value = str(value).strip()
+    start, end = text_value.find("<"), text_value.find(">")
+    if 0 <= start < end and " " not in text_value[start:end]:
+        return text_value[start:end + 1]
+    return text_value or None
+
+
+def body_digest(raw: bytes) -> str:
+    """sha256 of the bytes after the header block (line endings as LF: servers differ)."""
+    _head, _blank, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    return hashlib.sha256(body).hexdigest()
 
 
 def process_pending(services: Services) -> int:
@@ -109,3 +189,20 @@ def record_poll(services: Services, folder: str, uidvalidity: int) -> None:
         state = session.get(FolderState, folder) or FolderState(folder=folder)
         state.uidvalidity, state.last_poll_at = uidvalidity, utcnow()
         session.add(state)
+
+
+_INDEXED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _index_unmoved(engine: Engine) -> None:
+    """Index raw_message.moved, so that move_done reads the few unmoved rows, not history.
+
+    The model does not declare this index yet (and create_all never adds one to
+    an existing table); the name is the one ``Field(index=True)`` would give,
+    so declaring it there later changes nothing.
+    """
+    if engine in _INDEXED:
+        return
+    with engine.begin() as connection:
+        connection.execute(text("CREATE INDEX IF NOT EXISTS ix_raw_message_moved ON raw_message (moved)"))
+    _INDEXED.add(engine)
