@@ -1,5 +1,14 @@
 """One stored message's path: parse -> classify -> the handler of its class.
 
+The six classes and their handlers (``HANDLERS``): an application goes to
+reception (step 01); automatic mail is recorded, never answered (a bounce of
+one of our replies holds the address); junk is recorded, never answered;
+consultation requests, step-03 documents and questions are recorded for
+staff, and only a person who sent something other than a readable PDF is
+told automatically to send one.
+
+Whether a message belongs to an application's thread is looked up read-only
+before the transaction and handed to classify, which stays database-free.
 Reading the PDF (seconds, in a child process) happens before the database
 transaction opens, so no write lock is held while a PDF is read; everything
 the message causes (application, history, replies in the outbox, its own
@@ -41,7 +50,8 @@ def process(services: Services, raw_id: int) -> str:
     try:
         raw_bytes = _raw_bytes(services, raw_id)
         msg = mime.parse(raw_bytes)
-        verdict = classify(msg, services.triage, services.settings.smtp.from_address, services.read_form)
+        verdict = classify(msg, services.triage, services.settings.smtp.from_address, services.read_form,
+                           thread=thread_of(services, msg))
         _refuse_our_own_failures(verdict)
         with transaction(services.engine) as session:
             return _handle(services, session, raw_id, msg, verdict)
@@ -66,6 +76,18 @@ def _refuse_our_own_failures(verdict: Classification) -> None:
 def _raw_bytes(services: Services, raw_id: int) -> bytes:
     with Session(services.engine) as session:
         return session.get(RawMessage, raw_id).raw
+
+
+def thread_of(services: Services, msg: InboundMessage) -> str | None:
+    """The reception number of the application whose thread this mail is in, or None.
+
+    Read-only and outside the transaction; reception.py's own rule decides
+    (reception number in the subject, or a reply to one of our mails).
+    """
+    with Session(services.engine) as session:
+        # _by_thread reads only services, session and msg from a Handling.
+        app = reception._by_thread(Handling(services, session, None, msg))  # noqa: SLF001
+        return app.reception_number if app is not None else None
 
 
 def _handle(services, session, raw_id, msg: InboundMessage, verdict: Classification) -> str:
@@ -96,21 +118,33 @@ def quarantine(services: Services, raw_id: int, exc: BaseException) -> str:
 
 
 def _automatic(handling: Handling, verdict: Classification) -> None:
-    """Out-of-office replies, bounces, lists: recorded, never answered (no loops).
+    """Out-of-office replies, bounces, lists, robots: recorded, never answered (no loops).
 
-    A bounce of one of our replies holds the address it failed for.
+    A bounce of one of our replies holds the address it failed for. Only a
+    bounce: an out-of-office reply quotes our Message-ID too, and must not
+    hold the applicant's address.
     """
+    if verdict.kind != "bounce":
+        return
     note = bounces.handle(handling.session, handling.raw)
     if note:
         handling.raw.reason = f"{handling.raw.reason}; {note}"
 
 
-def _other(handling: Handling, verdict: Classification) -> None:
-    """Not an application: the sender hears why when we can tell; otherwise staff answer."""
+def _for_staff(handling: Handling, verdict: Classification) -> None:
+    """Consultation requests and step-03 documents: recorded for staff, no reply yet (issue 5)."""
+
+
+def _junk(handling: Handling, verdict: Classification) -> None:
+    """Spam and unsolicited ads: recorded, never answered (a reply confirms the address to spammers)."""
+
+
+def _question(handling: Handling, verdict: Classification) -> None:
+    """A person needs a person; the sender hears automatically only when a PDF was expected."""
     if verdict.pdf_error is not None:
         replies.send(handling, "pdf_unreadable", reason=verdict.pdf_error.message)
-    elif handling.msg.attachments and not handling.msg.pdfs:
-        names = "、".join(a.filename or "(名前なし)" for a in handling.msg.attachments)
+    elif verdict.wrong_files:
+        names = "、".join(a.filename or "(名前なし)" for a in verdict.wrong_files)
         replies.send(handling, "pdf_unreadable", reason=replies.no_pdf_reason(names))
 
 
@@ -118,4 +152,6 @@ def _application(handling: Handling, verdict: Classification) -> None:
     reception.receive(handling, verdict.reading)
 
 
-HANDLERS = {"automatic": _automatic, "other": _other, "application": _application}
+#: The handler of each class (mailbot.intake.classify.CLASSES); every class has one.
+HANDLERS = {"application": _application, "consultation": _for_staff, "documents": _for_staff,
+            "question": _question, "automatic": _automatic, "junk": _junk}
