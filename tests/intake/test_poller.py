@@ -1,0 +1,203 @@
+"""poller against a real Dovecot: the cheap poll (UIDNEXT), crash safety, UIDVALIDITY resets."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+
+import pytest
+from imapclient import IMAPClient
+from sqlmodel import Session, select
+
+from mailbot import PROJECT_ROOT, config
+from mailbot.errors import ImapError
+from mailbot.intake import poller
+from mailbot.intake.imap import Mailbox
+from mailbot.models import FolderState, RawMessage
+from mailbot.services import build
+from tests.dovecot import append
+
+
+def question(n: int, message_id: str | None = None) -> bytes:
+    """A plain question from a company (no PDF: processing is quick and answers nothing here)."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = f"sato{n}@example.co.jp"
+    msg["To"] = "chizai@example.jp"
+    msg["Subject"] = f"質問 {n}"
+    msg["Message-ID"] = message_id or f"<q{n}@example.co.jp>"
+    msg.set_content(f"申請について質問です。{n}\n")
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def services(imap_settings, tmp_path):
+    today = date.today()
+    data = {
+        "imap": imap_settings.model_dump(),
+        "smtp": {"host": "127.0.0.1", "port": 9, "security": "none", "from_address": "chizai@example.jp"},
+        "database": {"url": f"sqlite:///{tmp_path / 'mailbot.db'}"},
+        "program": {"opens": today - timedelta(days=1), "closes": today + timedelta(days=30)},
+        "service": {"rules_dir": str(PROJECT_ROOT / "rules"),
+                    "templates_dir": str(PROJECT_ROOT / "templates")},
+    }
+    return build(config.validate(data, base_dir=tmp_path, origin="test"))
+
+
+@pytest.fixture
+def commands(monkeypatch) -> Counter:
+    """Counts the SEARCH and FETCH commands every IMAPClient sends (the real commands still run)."""
+    counted: Counter = Counter()
+    for name in ("search", "fetch"):
+        real = getattr(IMAPClient, name)
+
+        def spy(self, *args, _real=real, _name=name, **kwargs):
+            counted[_name] += 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(IMAPClient, name, spy)
+    return counted
+
+
+def rows(services) -> list[RawMessage]:
+    with Session(services.engine) as session:
+        return list(session.exec(select(RawMessage).order_by(RawMessage.uid)).all())
+
+
+def stored_uidnext(services) -> int | None:
+    with Session(services.engine) as session:
+        state = session.get(FolderState, services.settings.imap.folder)
+    return None if state is None else state.uidnext
+
+
+def test_an_unchanged_folder_is_polled_without_search_or_fetch(services, imap_settings, commands):
+    for n in range(3):
+        append(imap_settings, question(n))
+    with Mailbox(imap_settings) as box:
+        assert poller.poll(services, box).stored == 3
+        commands.clear()
+        again = poller.poll(services, box)
+    assert (again.stored, again.processed, again.moved) == (0, 0, 0)
+    assert commands == Counter()
+
+
+def test_only_uids_from_the_stored_uidnext_are_searched(services, imap_settings, commands):
+    append(imap_settings, question(1))
+    poller.poll(services)
+    uidnext = stored_uidnext(services)
+    new_uid = append(imap_settings, question(2))
+    assert new_uid == uidnext
+    with Mailbox(imap_settings) as box:
+        box.select()
+        assert box.uids(uidnext) == [new_uid]
+        # "UID n:*" matches the last message even above every UID: it must be filtered out.
+        assert box.uids(new_uid + 5) == []
+    assert poller.poll(services).stored == 1
+    assert [r.uid for r in rows(services)] == [new_uid - 1, new_uid]
+
+
+def test_a_reused_connection_checks_the_folders_once(services, imap_settings, monkeypatch):
+    created = Counter()
+    real = IMAPClient.folder_exists
+    monkeypatch.setattr(IMAPClient, "folder_exists",
+                        lambda self, name: created.update([name]) or real(self, name))
+    with Mailbox(imap_settings) as box:
+        for _ in range(3):
+            poller.poll(services, box)
+    assert created == Counter({"mailbot/processed": 1, "mailbot/quarantine": 1})
+
+
+def test_a_crash_mid_store_loses_nothing_and_stores_nothing_twice(services, imap_settings, monkeypatch):
+    """GIVEN three new mails and a connection that dies after the first is stored
+    WHEN the next poll runs
+    THEN all three are stored once each, and UIDNEXT moved only then."""
+    uids = [append(imap_settings, question(n)) for n in range(3)]
+    real_store = poller._store
+    calls = []
+
+    def dying_store(services_, folder, mail):
+        real_store(services_, folder, mail)
+        calls.append(mail.uid)
+        if len(calls) == 1:
+            raise ImapError("connection reset by peer (test)")
+
+    monkeypatch.setattr(poller, "_store", dying_store)
+    with pytest.raises(ImapError):
+        poller.poll(services)
+    assert stored_uidnext(services) is None
+    assert [r.uid for r in rows(services)] == uids[:1]
+    monkeypatch.setattr(poller, "_store", real_store)
+    assert poller.poll(services).stored == 2
+    assert [r.uid for r in rows(services)] == uids
+    assert stored_uidnext(services) == uids[-1] + 1
+
+
+def recreate(settings, folder: str) -> None:
+    """DELETE and CREATE a folder: the server gives it a new UIDVALIDITY (as after a migration)."""
+    with IMAPClient(settings.host, port=settings.port, ssl=False, timeout=10) as client:
+        client.login(settings.username, settings.password)
+        client.delete_folder(folder)
+        client.create_folder(folder)
+
+
+def make_folder(settings, folder: str) -> None:
+    with IMAPClient(settings.host, port=settings.port, ssl=False, timeout=10) as client:
+        client.login(settings.username, settings.password)
+        client.create_folder(folder)
+
+
+def with_header(raw: bytes, header: bytes) -> bytes:
+    return header + b"\r\n" + raw
+
+
+def test_a_renumbered_folder_with_rewritten_headers_is_recorded_as_duplicate(services, imap_settings):
+    """GIVEN a mail stored, then its folder recreated (new UIDVALIDITY) and the mail re-added
+    with a Received header the migration wrote
+    WHEN polled
+    THEN the copy is recorded as duplicate of the first, not as new mail."""
+    folder = "applications"
+    make_folder(imap_settings, folder)
+    settings = services.settings.model_copy(
+        update={"imap": services.settings.imap.model_copy(update={"folder": folder})})
+    services.settings = settings
+    mail = question(1)
+    append(settings.imap, mail)
+    poller.store_new(services, *_selected(settings.imap))
+    recreate(imap_settings, folder)
+    append(settings.imap, with_header(mail, b"Received: from old-server by new-server; migrated"))
+    append(settings.imap, question(2))
+    box, uidvalidity = _selected(settings.imap)
+    assert poller.store_new(services, box, uidvalidity) == 2
+    first, copy, other = sorted(rows(services), key=lambda r: r.id)
+    assert first.uidvalidity != copy.uidvalidity == other.uidvalidity
+    assert (copy.status, other.status) == ("duplicate", "new")
+    assert f"stored message {first.id}" in copy.reason and copy.sha256 != first.sha256
+
+
+def test_same_message_id_with_another_body_is_not_a_duplicate(services, imap_settings):
+    """A mailer that reuses Message-IDs (it happens) must not make us drop a different mail."""
+    folder = "applications"
+    make_folder(imap_settings, folder)
+    services.settings = services.settings.model_copy(
+        update={"imap": services.settings.imap.model_copy(update={"folder": folder})})
+    append(services.settings.imap, question(1, message_id="<same@example.co.jp>"))
+    poller.store_new(services, *_selected(services.settings.imap))
+    recreate(imap_settings, folder)
+    append(services.settings.imap, question(2, message_id="<same@example.co.jp>"))
+    poller.store_new(services, *_selected(services.settings.imap))
+    assert [r.status for r in rows(services)] == ["new", "new"]
+
+
+def _selected(settings) -> tuple[Mailbox, int]:
+    box = Mailbox(settings)
+    box.open()
+    return box, box.select()
+
+
+def test_header_message_id_and_body_digest():
+    raw = b"Message-ID:  <a.b@example.jp> (comment)\r\nSubject: x\r\n\r\nbody\r\nline\r\n"
+    assert poller.header_message_id(raw) == "<a.b@example.jp>"
+    assert poller.header_message_id(b"Subject: x\r\n\r\nbody") is None
+    assert poller.body_digest(raw) == poller.body_digest(b"X-New: 1\nSubject: y\n\nbody\nline\n")
+    assert poller.body_digest(raw) != poller.body_digest(b"Subject: x\r\n\r\nbody\r\n")
