@@ -1,0 +1,133 @@
+"""Health of the intake: staff hear once when the mailbox cannot be polled, and once when it can again.
+
+The daemon calls ``watch`` after every poll attempt, failed or not, and
+drains the outbox afterwards: the alert travels over SMTP, so it leaves even
+while the IMAP server is down. The state lives in the folder's
+``FolderState`` row, written by the poller and by this module:
+
+- ``last_poll_at``: when a poll last succeeded (the poller sets it);
+- ``alerted_at``: when staff were told that polling fails (None: no alert
+  outstanding). While it is set no second alert is sent, however long the
+  outage lasts, and a daemon restarted mid-outage does not alert again.
+
+An outage is "no successful poll for ``[service] health_alert_minutes``",
+measured from ``last_poll_at``. A mailbox that has never been polled
+successfully has no ``last_poll_at``: the clock then starts at the first
+attempt this process saw (kept in memory, so a restart starts it again; a
+service that never worked alerts at most that many minutes after each start).
+Recovery is ``last_poll_at`` later than ``alerted_at``: a poll succeeded
+after staff were told.
+
+Kept in memory only, for the wording of the mails: the last error text, the
+first failed attempt when no poll ever succeeded, and the start of the
+outage being reported (a restart mid-outage makes the recovery notice say
+the start is unknown).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlmodel import Session, select
+
+from mailbot import staff
+from mailbot.db import transaction
+from mailbot.models import FolderState, OutboxMessage, utcnow
+from mailbot.render import one_line
+from mailbot.services import Services
+
+log = logging.getLogger(__name__)
+
+ALERT = "alert"
+RECOVERED = "recovered"
+ERROR_MAX = 500  # characters of the error kept for the mail
+
+
+@dataclass
+class _Memory:
+    """What this process remembers about one folder's outage (see the module docstring)."""
+
+    last_error: str | None = None
+    first_attempt: datetime | None = None  # only used while no poll ever succeeded
+    down_from: datetime | None = None  # the outage start given in the alert
+
+
+_memory: dict[tuple[str, str], _Memory] = {}
+
+
+def watch(services: Services, now: datetime | None = None, error: str | None = None) -> str | None:
+    """Check the folder's health after a poll attempt; "alert", "recovered", or None.
+
+    ``error``: why this attempt failed, when it did (shown in the alert).
+    The value returned says what was signalled: the mail to staff is queued
+    in the outbox (or, with no staff address configured, only logged).
+    """
+    now = _aware(now or utcnow())
+    settings = services.settings
+    folder = settings.imap.folder
+    memory = _memory.setdefault((settings.database_url, folder), _Memory())
+    if error:
+        memory.last_error = one_line(error)[:ERROR_MAX]
+    with transaction(services.engine) as session:
+        state = session.get(FolderState, folder)
+        if state is not None and state.alerted_at is not None:
+            return _recover(session, services, state, memory)
+        if state is None or state.last_poll_at is None:
+            memory.first_attempt = memory.first_attempt or now
+        since = state.last_poll_at if state and state.last_poll_at else memory.first_attempt
+        if now - _aware(since) < timedelta(minutes=settings.service.health_alert_minutes):
+            return None
+        return _alert(session, services, state or FolderState(folder=folder), memory, now)
+
+
+def _alert(session: Session, services: Services, state: FolderState, memory: _Memory,
+           now: datetime) -> str:
+    """Tell staff (once) that polling fails; mark the alert outstanding."""
+    settings = services.settings
+    imap = settings.imap
+    last_ok = state.last_poll_at
+    memory.down_from = last_ok or memory.first_attempt
+    log.error("health: no successful poll of %s since %s; alerting staff",
+              imap.folder, last_ok.isoformat() if last_ok else "start")
+    staff.notify(
+        session, services, staff.HEALTH_ALERT, topic=f"health:{imap.folder}",
+        folder=imap.folder, server=f"{imap.host}:{imap.port}", username=imap.username,
+        minutes=settings.service.health_alert_minutes, last_ok=staff.when(last_ok),
+        first_failure=None if last_ok else staff.when(memory.first_attempt),
+        error=memory.last_error,
+    )
+    state.alerted_at = now
+    session.add(state)
+    return ALERT
+
+
+def _recover(session: Session, services: Services, state: FolderState, memory: _Memory) -> str | None:
+    """After an alert: one recovery notice once a poll succeeded again, else nothing."""
+    if state.last_poll_at is None or _aware(state.last_poll_at) <= _aware(state.alerted_at):
+        return None  # still down; staff already know
+    imap = services.settings.imap
+    down_from, down_to = memory.down_from, _aware(state.last_poll_at)
+    log.info("health: polling of %s works again (alerted %s)", imap.folder, state.alerted_at.isoformat())
+    staff.notify(
+        session, services, staff.HEALTH_RECOVERED, topic=f"health:{imap.folder}",
+        in_reply_to=_last_alert_id(session),
+        folder=imap.folder, server=f"{imap.host}:{imap.port}", alerted_at=staff.when(state.alerted_at),
+        down_from=staff.when(down_from), down_to=staff.when(down_to),
+        down_for=staff.duration((down_to - _aware(down_from)).total_seconds()) if down_from else None,
+    )
+    state.alerted_at = None
+    memory.down_from = memory.first_attempt = memory.last_error = None
+    return RECOVERED
+
+
+def _last_alert_id(session: Session) -> str | None:
+    """The Message-ID of the latest alert, so the recovery notice answers it in the thread."""
+    return session.exec(select(OutboxMessage.message_id).where(
+        OutboxMessage.kind == staff.HEALTH_ALERT).order_by(OutboxMessage.id.desc())).first()
+
+
+def _aware(moment: datetime) -> datetime:
+    """Aware UTC (SQLite gives stored datetimes back naive; they were stored as UTC)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
