@@ -229,3 +229,12 @@ def append(settings: ImapSettings, raw: bytes, when: datetime | None = None,
     # Dovecot answers "[APPENDUID <uidvalidity> <uid>] Append completed."
     found = re.search(rb"APPENDUID \d+ (\d+)", response)
     return int(found.group(1)) if found else -1
+
+
+def kick(server: Dovecot, username: str) -> None:
+    """Close every IMAP connection of ``username`` from the server side (doveadm kick: BYE, then EOF)."""
+    doveadm = shutil.which("doveadm") or shutil.which("doveadm", path="/usr/bin:/usr/sbin")
+    if not doveadm:
+        raise DovecotUnavailable("doveadm not installed (it comes with dovecot-core)")
+    subprocess.run([doveadm, "-c", str(server.base / "dovecot.conf"), "kick", username],
+                   check=True, capture_output=True, timeout=30)

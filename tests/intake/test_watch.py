@@ -1,0 +1,163 @@
+"""The IDLE watcher against a real Dovecot, and the one-cycle-at-a-time gate."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from mailbot.daemon import CycleGate
+from mailbot.intake.imap import Mailbox
+from mailbot.intake.watch import Watcher
+from tests.dovecot import append, free_port, kick
+from tests.intake.test_imap import message
+
+
+class Calls:
+    """Counts on_mail calls; ``wait(n)`` blocks until there were n."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = threading.Condition()
+
+    def __call__(self) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wait(self, n: int, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.count >= n, timeout)
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.fixture
+def watching():
+    """Start watchers through this fixture: each is stopped at the end, pass or fail."""
+    started: list[Watcher] = []
+
+    def start(settings, on_mail, **kwargs) -> Watcher:
+        watcher = Watcher(settings, on_mail, **kwargs).start()
+        started.append(watcher)
+        return watcher
+
+    yield start
+    for watcher in started:
+        watcher.stop()
+        assert not watcher.running
+
+
+def test_new_mail_is_announced_within_seconds(imap_settings, watching):
+    calls = Calls()
+    watcher = watching(imap_settings, calls)
+    assert calls.wait(1, timeout=5)  # the catch-up call on connecting
+    assert wait_until(lambda: watcher.idles == 1, 5)
+    appended = time.monotonic()
+    append(imap_settings, message("新着"))
+    assert calls.wait(2, timeout=5)
+    assert time.monotonic() - appended < 3  # Dovecot wakes IDLE in ~0.5 s
+    assert watcher.failures == 0
+
+
+def test_idle_is_renewed_and_still_sees_mail(imap_settings, watching):
+    quick = imap_settings.model_copy(update={"idle_renew_minutes": 0.01})  # 0.6 s
+    calls = Calls()
+    watcher = watching(quick, calls)
+    assert wait_until(lambda: watcher.idles >= 4, 10), watcher.idles
+    before = calls.count
+    append(imap_settings, message("更新後"))
+    assert calls.wait(before + 1, timeout=5)
+    assert (watcher.connections, watcher.failures) == (1, 0)  # renewed on the same connection
+
+
+def test_a_connection_the_server_drops_is_reconnected(imap_settings, dovecot, watching):
+    calls = Calls()
+    watcher = watching(imap_settings, calls)
+    assert wait_until(lambda: watcher.idles == 1, 5)
+    kick(dovecot, imap_settings.username)
+    assert wait_until(lambda: watcher.connections == 2, 5)
+    assert watcher.failures == 1
+    assert calls.wait(2, timeout=5)  # the catch-up cycle after reconnecting
+    append(imap_settings, message("再接続後"))
+    assert calls.wait(3, timeout=5)
+
+
+def test_a_refused_connection_backs_off_instead_of_looping(imap_settings, watching, caplog):
+    """1 s, 2 s, then the 2 s cap: about 4 attempts in 6.5 s, one warning each, never a hot loop."""
+    closed = imap_settings.model_copy(update={"port": free_port(), "reconnect_max_seconds": 2})
+    caplog.set_level(logging.WARNING, logger="mailbot.intake.watch")
+    watcher = watching(closed, Calls())
+    time.sleep(6.5)
+    assert 3 <= watcher.failures <= 5, watcher.failures
+    warnings = [r for r in caplog.records if "attempt" in r.getMessage()]
+    assert len(warnings) == watcher.failures
+    assert "connect failed" in warnings[0].getMessage() and "retrying in 1 s" in warnings[0].getMessage()
+    assert "retrying in 2 s" in warnings[-1].getMessage()
+
+
+def test_stop_leaves_idle_and_logs_out_promptly(imap_settings, watching):
+    watcher = watching(imap_settings, Calls())
+    assert wait_until(lambda: watcher.idles == 1, 5)
+    started = time.monotonic()
+    watcher.stop()
+    assert not watcher.running and time.monotonic() - started < 3
+    assert watcher.failures == 0  # DONE, NOOP and LOGOUT all answered
+
+
+def test_a_server_without_idle_leaves_polling_alone(imap_settings, watching, monkeypatch):
+    monkeypatch.setattr(Mailbox, "can_idle", lambda self: False)
+    calls = Calls()
+    watcher = watching(imap_settings, calls)
+    assert wait_until(lambda: not watcher.running, 5)
+    assert (watcher.supported, watcher.idles, calls.count) == (False, 0, 0)
+
+
+# --- CycleGate: never two cycles at once, never a lost request ---------------
+
+
+class SlowCycle:
+    """A cycle that waits until released, recording overlaps."""
+
+    def __init__(self) -> None:
+        self.started = threading.Semaphore(0)
+        self.release = threading.Event()
+        self.active = 0
+        self.overlaps = 0
+
+    def __call__(self) -> None:
+        self.active += 1
+        self.overlaps += self.active > 1
+        self.started.release()
+        self.release.wait(5)
+        self.active -= 1
+
+
+def test_requests_during_a_cycle_make_exactly_one_more():
+    cycle = SlowCycle()
+    gate = CycleGate(cycle)
+    runner = threading.Thread(target=gate.run)
+    runner.start()
+    assert cycle.started.acquire(timeout=5)
+    for _ in range(3):
+        gate.request()  # three mails announced while the first cycle runs
+    gate.run()  # and the schedule fires too: returns at once
+    cycle.release.set()
+    runner.join(5)
+    assert (gate.cycles, cycle.overlaps) == (2, 0)
+
+
+def test_a_request_when_idle_wakes_the_job():
+    woken = []
+    gate = CycleGate(lambda: None, wake=lambda: woken.append(1))
+    gate.request()
+    assert woken == [1] and gate.cycles == 0
