@@ -268,8 +268,13 @@ class Mailbox:
 
 
 def has_new_mail(responses: Iterable[tuple]) -> bool:
-    """Whether IDLE responses announce mail: ``* n EXISTS`` or ``* n RECENT``."""
-    return any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
+    """Whether IDLE responses announce mail: ``* n EXISTS``, or ``* n RECENT`` with n > 0.
+
+    Our own MOVE out of the folder is answered with ``* 1 EXPUNGE`` and
+    ``* 0 RECENT``: that must not start another cycle.
+    """
+    return any(len(r) > 1 and (r[1] == b"EXISTS" or (r[1] == b"RECENT" and r[0] > 0))
+               for r in responses)
 
 
 def _no_delay(client: IMAPClient) -> None:

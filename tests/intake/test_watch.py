@@ -161,3 +161,13 @@ def test_a_request_when_idle_wakes_the_job():
     gate = CycleGate(lambda: None, wake=lambda: woken.append(1))
     gate.request()
     assert woken == [1] and gate.cycles == 0
+
+
+def test_only_arrivals_count_as_new_mail():
+    from mailbot.intake.imap import has_new_mail
+
+    assert has_new_mail([(3, b"EXISTS"), (1, b"RECENT")])
+    assert has_new_mail([(2, b"RECENT")])
+    # what our own MOVE out of the folder looks like from the IDLE connection
+    assert not has_new_mail([(1, b"EXPUNGE"), (0, b"RECENT")])
+    assert not has_new_mail([(b"OK", b"Still here")])
