@@ -91,9 +91,10 @@ def _tell_staff(session: Session, services: Services | None, raw: RawMessage,
         return "already held: no new staff notice"
     if services is None:
         return "staff not notified (no services given)"
+    # No application_id on the notice: the application's thread is the applicant's mail
+    # (reception follows it); a staff member answering the notice must not join it.
     notice = staff.notify(session, services, staff.BOUNCE, topic=f"bounce:{fresh[0].address}",
-                          application_id=reply.application_id, raw_message_id=raw.id,
-                          **_notice_context(session, raw, reply, fresh))
+                          raw_message_id=raw.id, **_notice_context(session, raw, reply, fresh))
     return "staff notified" if notice is not None else "no staff address: not notified"
 
 
