@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 
 from mailbot import staff
 from mailbot.db import transaction
+from mailbot.errors import MailbotError
 from mailbot.models import FolderState, OutboxMessage, utcnow
 from mailbot.render import one_line
 from mailbot.services import Services
@@ -66,20 +67,46 @@ def watch(services: Services, now: datetime | None = None, error: str | None = N
     """
     now = _aware(now or utcnow())
     settings = services.settings
-    folder = settings.imap.folder
-    memory = _memory.setdefault((settings.database_url, folder), _Memory())
+    memory = _memory.setdefault((settings.database_url, settings.imap.folder), _Memory())
     if error:
         memory.last_error = one_line(error)[:ERROR_MAX]
+    try:
+        return _signal(services, now, memory)
+    except MailbotError as exc:
+        # A broken staff template must not stop the cycle (the outbox still drains and
+        # applicants still get their replies); the state is unchanged, so the next
+        # attempt tries again once the template is fixed.
+        log.error("health: could not queue the staff notice: %s", exc)
+        return None
+
+
+def _signal(services: Services, now: datetime, memory: _Memory) -> str | None:
+    """Read the folder's state without a write lock; write only when there is news."""
+    folder = services.settings.imap.folder
+    minutes = services.settings.service.health_alert_minutes
+    with Session(services.engine) as session:
+        due = _news(session.get(FolderState, folder), now, memory, minutes)
+    if due is None:
+        return None  # the common case: every cycle of a healthy mailbox ends here
     with transaction(services.engine) as session:
         state = session.get(FolderState, folder)
-        if state is not None and state.alerted_at is not None:
+        if _news(state, now, memory, minutes) != due:
+            return None  # another process signalled it in between
+        if due == RECOVERED:
             return _recover(session, services, state, memory)
-        if state is None or state.last_poll_at is None:
-            memory.first_attempt = memory.first_attempt or now
-        since = state.last_poll_at if state and state.last_poll_at else memory.first_attempt
-        if now - _aware(since) < timedelta(minutes=settings.service.health_alert_minutes):
-            return None
         return _alert(session, services, state or FolderState(folder=folder), memory, now)
+
+
+def _news(state: FolderState | None, now: datetime, memory: _Memory, minutes: int) -> str | None:
+    """What staff should hear now: ALERT, RECOVERED, or None (see the module docstring)."""
+    if state is not None and state.alerted_at is not None:
+        polled_since = state.last_poll_at is not None and \
+            _aware(state.last_poll_at) > _aware(state.alerted_at)
+        return RECOVERED if polled_since else None  # still down: staff already know
+    if state is None or state.last_poll_at is None:
+        memory.first_attempt = memory.first_attempt or now
+    since = state.last_poll_at if state is not None and state.last_poll_at else memory.first_attempt
+    return ALERT if now - _aware(since) >= timedelta(minutes=minutes) else None
 
 
 def _alert(session: Session, services: Services, state: FolderState, memory: _Memory,
@@ -103,10 +130,8 @@ def _alert(session: Session, services: Services, state: FolderState, memory: _Me
     return ALERT
 
 
-def _recover(session: Session, services: Services, state: FolderState, memory: _Memory) -> str | None:
-    """After an alert: one recovery notice once a poll succeeded again, else nothing."""
-    if state.last_poll_at is None or _aware(state.last_poll_at) <= _aware(state.alerted_at):
-        return None  # still down; staff already know
+def _recover(session: Session, services: Services, state: FolderState, memory: _Memory) -> str:
+    """One recovery notice (a poll succeeded after the alert); the alert is no longer outstanding."""
     imap = services.settings.imap
     down_from, down_to = memory.down_from, _aware(state.last_poll_at)
     log.info("health: polling of %s works again (alerted %s)", imap.folder, state.alerted_at.isoformat())

@@ -8,12 +8,13 @@ into FolderState as the poller writes it. The mails go through the outbox
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlmodel import select
 
-from mailbot import health, staff
+from mailbot import PROJECT_ROOT, health, staff
 from mailbot.db import transaction
 from mailbot.models import FolderState, OutboxMessage
 from tests.test_staff import STAFF, make_services
@@ -131,3 +132,19 @@ def test_no_staff_address_logs_the_alert_and_mails_nothing(tmp_path, caplog):
         assert health.watch(services, now=T0 + minutes(MINUTES)) == "alert"
     assert "no successful poll" in caplog.text and "digest_to" in caplog.text
     assert notices(services) == [] and folder_state(services).alerted_at is not None
+
+
+def test_a_broken_alert_template_is_logged_and_tried_again_at_the_next_attempt(tmp_path, caplog):
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", templates)
+    (templates / "ja" / "staff_health_alert.txt.j2").write_text(
+        "{% block subject %}{{ no_such_value }}{% endblock %}{% block body %}x{% endblock %}")
+    broken = make_services(tmp_path, templates_dir=str(templates), health_alert_minutes=MINUTES)
+    good_poll(broken, T0)
+    with caplog.at_level(logging.ERROR, logger="mailbot.health"):
+        assert health.watch(broken, now=T0 + minutes(MINUTES)) is None
+    assert "no_such_value" in caplog.text
+    assert notices(broken) == [] and folder_state(broken).alerted_at is None
+    fixed = make_services(tmp_path, health_alert_minutes=MINUTES)  # the same database
+    assert health.watch(fixed, now=T0 + minutes(MINUTES + 1)) == "alert"
+    assert [n.kind for n in notices(fixed)] == [staff.HEALTH_ALERT]
