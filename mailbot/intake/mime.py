@@ -217,9 +217,9 @@ _HTML_SPACE = re.compile(r"[ \t\r\n\f]+")
 class _HtmlText(HTMLParser):
     """Collects the visible text of an HTML body, one line per block element."""
 
-    _BLOCKS = {"p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
-               "blockquote", "pre", "hr", "dl", "dt", "dd", "section", "article", "header", "footer",
-               "address", "center"}
+    _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote",
+               "pre", "hr", "dl", "section", "article", "header", "footer", "address", "center"}
+    _LINES = {"br", "tr", "li", "dt", "dd"}  # start a line; rows and items follow without a blank line
     _CELLS = {"td", "th"}
     _HIDDEN = {"script", "style", "head", "title", "xml"}  # <xml>: Word's Office data in Outlook mail
 
@@ -231,7 +231,7 @@ class _HtmlText(HTMLParser):
     def handle_starttag(self, tag: str, attrs) -> None:
         if tag in self._HIDDEN:
             self.hidden += 1
-        elif tag in self._BLOCKS or tag == "br":
+        elif tag in self._BLOCKS or tag in self._LINES:
             self.chunks.append("\n")
         elif tag in self._CELLS:
             self.chunks.append(" ")  # cells of one row stay on one line, apart

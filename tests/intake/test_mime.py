@@ -197,7 +197,7 @@ def test_html_only_in_iso2022jp_with_cp932_extensions():
             "<table><tr><td>氏名</td><td>髙橋　太郎</td></tr></table>一行目<br/>二行目</body></html>")
     msg = parse(mail("From: a@example.jp", 'Content-Type: text/html; charset="ISO-2022-JP"',
                      "Content-Transfer-Encoding: 7bit", body=encode_jis(html)[0]))
-    assert msg.text == "株式会社①㈱ 髙橋 ｶﾀｶﾅ&髙<様>\n\n氏名 髙橋　太郎\n\n一行目\n二行目"
+    assert msg.text == "株式会社①㈱ 髙橋 ｶﾀｶﾅ&髙<様>\n\n氏名 髙橋　太郎\n一行目\n二行目"
 
 
 @pytest.mark.parametrize("codec", ["cp932", "euc_jp"])
