@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from mailbot import outbox
+from mailbot.errors import ConfigError
 from mailbot.models import HeldAddress, OutboxMessage
 from mailbot.render import japanese_date
 
@@ -50,6 +51,10 @@ def recipients(session: Session, services: Services) -> list[str]:
     staff = list(services.settings.staff.digest_to)
     if not staff:
         return []
+    try:
+        staff = outbox.unique_addresses(staff)
+    except ValueError as exc:  # config.py does not check the list's addresses (yet)
+        raise ConfigError(f"[staff] digest_to: {exc}") from None
     lowered = [a.lower() for a in staff]
     held = set(session.exec(select(HeldAddress.address).where(HeldAddress.address.in_(lowered))).all())
     return [a for a in staff if a.lower() not in held]

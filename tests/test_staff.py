@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from mailbot import PROJECT_ROOT, bounces, config, outbox, staff
 from mailbot.db import transaction
+from mailbot.errors import ConfigError
 from mailbot.models import Application, HeldAddress, OutboxMessage, RawMessage
 from mailbot.services import build
 
@@ -325,3 +326,9 @@ def test_without_services_the_hold_is_recorded_and_nothing_mailed(services):
     note = bounce(services, dsn(receipt.message_id, (APPLICANT, "5.1.1", None)), with_services=False)
     assert held_addresses(services) == [APPLICANT] and "not notified" in note
     assert rows(services, staff.PREFIX) == []
+
+
+def test_a_malformed_staff_address_is_a_config_error_naming_the_key(tmp_path):
+    services = make_services(tmp_path, digest_to=["知財課 <staff@example.jp>"])
+    with transaction(services.engine) as session, pytest.raises(ConfigError, match=r"\[staff\] digest_to"):
+        staff.notify(session, services, staff.HEALTH_ALERT, topic="t", **CONTEXTS[staff.HEALTH_ALERT])
