@@ -126,14 +126,6 @@ class TokenProvider:
 class ClientCredentials(TokenProvider):
     """Microsoft 365: msal ConfidentialClientApplication.acquire_token_for_client."""
 
-    def __init__(self, settings: OAuth2Settings, clock: Callable[[], float] = time.time):
-        super().__init__(settings, clock)
-        self._app: msal.ConfidentialClientApplication | None = None
-
-    def invalidate(self) -> None:
-        super().invalidate()
-        self._app = None  # msal keeps its own cache: a new app really asks for a new token
-
     def _fetch(self) -> AccessToken:
         s = self.settings
         where = f"OAuth2 token from {s.authority_url}"
@@ -146,16 +138,17 @@ class ClientCredentials(TokenProvider):
         return AccessToken(result["access_token"], self._expiry(result))
 
     def _msal(self) -> msal.ConfidentialClientApplication:
-        """The msal app, made on first use (it asks the authority's OIDC metadata)."""
-        if self._app is None:
-            s = self.settings
-            # instance_discovery=False: no call to Microsoft's discovery service beyond the
-            # authority itself (known Microsoft hosts skip it anyway; private ones must).
-            self._app = msal.ConfidentialClientApplication(
-                s.client_id, client_credential=s.client_secret.get_secret_value(),
-                authority=s.authority_url, instance_discovery=False,
-                http_client=_HttpSession(s))
-        return self._app
+        """A new msal app for each fetch (one metadata request an hour).
+
+        msal keeps a token cache of its own: a long-lived app would hand back the
+        very token this provider decided to renew, or the server just refused.
+        """
+        s = self.settings
+        # instance_discovery=False: no call to Microsoft's discovery service beyond the
+        # authority itself (known Microsoft hosts skip it anyway; private ones must).
+        return msal.ConfidentialClientApplication(
+            s.client_id, client_credential=s.client_secret.get_secret_value(),
+            authority=s.authority_url, instance_discovery=False, http_client=_HttpSession(s))
 
 
 class RefreshTokenGrant(TokenProvider):

@@ -27,7 +27,9 @@ from sqlmodel import Session, select
 
 from mailbot.config import SmtpSettings
 from mailbot.db import transaction
+from mailbot.errors import TransportError
 from mailbot.models import OutboxMessage
+from mailbot.oauth import provider_for
 from mailbot.render import one_line
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -177,21 +179,37 @@ def _due(engine: Engine, now: datetime, limit: int | None) -> list[OutboxMessage
 
 
 async def _connect(smtp: SmtpSettings) -> aiosmtplib.SMTP:
-    """One connection (TLS, STARTTLS or plain) and a login when a username is set."""
+    """One connection (TLS, STARTTLS or plain; ``ca_file`` for a private CA) and a login
+    when a username is set: the password, or XOAUTH2 with an OAuth2 access token."""
     client = aiosmtplib.SMTP(
         hostname=smtp.host, port=smtp.port, timeout=smtp.timeout_seconds,
         use_tls=smtp.security == "tls", start_tls=smtp.security == "starttls",
+        cert_bundle=smtp.ca_file or None,
     )
     try:
         await client.connect()
         if smtp.username:
-            await client.login(smtp.username, smtp.password)
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        # Refused, unreachable, TLS or login trouble: all of it may be fixed by the
-        # time of the next try (a server back up, a password corrected), so temporary.
+            await _login(client, smtp)
+    except (aiosmtplib.SMTPException, OSError, TransportError) as exc:
+        # Refused, unreachable, TLS, login or token trouble: all of it may be fixed by
+        # the time of the next try (a server back up, a secret corrected), so temporary.
         raise _Failure(f"connect {smtp.host}:{smtp.port}: {exc}", permanent=False,
                        connection_lost=True) from None
     return client
+
+
+async def _login(client: aiosmtplib.SMTP, smtp: SmtpSettings) -> None:
+    if smtp.auth != "oauth2":
+        await client.login(smtp.username, smtp.password)
+        return
+    provider = provider_for(smtp.oauth2)
+    # The token endpoint is plain blocking HTTP: keep it off the event loop.
+    token = await asyncio.to_thread(provider.access_token)
+    try:
+        await client.auth_xoauth2(smtp.username, token)
+    except aiosmtplib.SMTPAuthenticationError:
+        provider.invalidate()  # revoked or expired early: the next drain asks for a new one
+        raise
 
 
 async def _deliver(
