@@ -3,6 +3,7 @@
     mailbot [--config PATH] run [--once]     the daemon, or one cycle
     mailbot [--config PATH] inspect FILE.pdf [--json]
     mailbot [--config PATH] status [--json]
+    mailbot [--config PATH] messages [--class C] [--limit N] [--json]
     mailbot [--config PATH] quarantined [--json] | reprocess ID
     mailbot [--config PATH] held [--release ADDRESS]
     mailbot demo                              everything on 127.0.0.1, no outside server
@@ -91,6 +92,25 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     services = _services()
     result = use_case.status(services.engine, services.settings.program)
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else use_case.as_text(result))
+
+
+@app.command()
+def messages(
+    mail_class: str = typer.Option(None, "--class", metavar="CLASS",
+                                   help="Only this class: application, consultation, documents, "
+                                        "question, automatic, junk."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The recent inbound mail, newest first: class, sender, subject and why it was sorted so."""
+    from mailbot import status as use_case
+    from mailbot.intake.classify import CLASSES
+
+    if mail_class is not None and mail_class not in CLASSES:
+        typer.echo(f"mailbot: --class must be one of {', '.join(CLASSES)}, not {mail_class!r}", err=True)
+        raise typer.Exit(2)
+    rows = use_case.messages(_services().engine, mail_class, limit)
+    typer.echo(json.dumps(rows, ensure_ascii=False, indent=2) if as_json else use_case.messages_as_text(rows))
 
 
 @app.command()

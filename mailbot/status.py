@@ -1,24 +1,56 @@
-"""`mailbot status`: the applications and where the program stands against its cap."""
+"""What staff look at: `mailbot status` (the applications, the cap, the mail by class)
+and `mailbot messages` (the recent inbound mail, newest first, with its class and why)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mailbot import admission
 from mailbot.config import ProgramSettings
-from mailbot.models import Application
+from mailbot.intake.classify import CLASSES
+from mailbot.models import Application, RawMessage
 
 
 def status(engine: Engine, program: ProgramSettings) -> dict[str, Any]:
-    """Every application (queue order first) and the cap counts."""
+    """Every application (queue order first), the cap counts, and the inbound mail by class."""
     with Session(engine) as session:
         apps = session.exec(select(Application)).all()
         cap = admission.cap_status(session, program)
+        mail = mail_counts(session)
     apps = sorted(apps, key=_queue_key)
-    return {"applications": [_row(app) for app in apps], "cap": cap}
+    return {"applications": [_row(app) for app in apps], "cap": cap, "mail": mail}
+
+
+def mail_counts(session: Session) -> dict[str, int]:
+    """Processed inbound mail per class (all six, 0 when none), and the quarantined and waiting ones."""
+    by_class = dict(session.exec(select(RawMessage.mail_class, func.count()).where(
+        RawMessage.status == "processed").group_by(RawMessage.mail_class)).all())
+    by_status = dict(session.exec(select(RawMessage.status, func.count()).group_by(RawMessage.status)).all())
+    counts = {name: by_class.get(name, 0) for name in CLASSES}
+    counts.update(quarantined=by_status.get("quarantined", 0), waiting=by_status.get("new", 0))
+    return counts
+
+
+def messages(engine: Engine, mail_class: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recent inbound messages (of one class when given), newest arrival first."""
+    query = select(RawMessage).order_by(RawMessage.arrived_at.desc(), RawMessage.id.desc()).limit(limit)
+    if mail_class is not None:
+        query = query.where(RawMessage.mail_class == mail_class)
+    with Session(engine) as session:
+        rows = session.exec(query).all()
+    return [{"id": r.id, "arrived_at": r.arrived_at.isoformat(), "class": r.mail_class or r.status,
+             "sender": r.sender, "subject": r.subject, "reason": r.reason or r.error} for r in rows]
+
+
+def messages_as_text(rows: list[dict[str, Any]]) -> str:
+    """Two lines per message for the terminal: who and what, then why it was sorted so."""
+    lines = [f"{row['id']:>6}  {row['arrived_at'][:19]}  {row['class']:<12} {row['sender'] or '-'}  "
+             f"{row['subject'] or '-'}\n        {row['reason'] or '-'}" for row in rows]
+    return "\n".join([*lines, f"{len(rows)} message(s)"])
 
 
 def _queue_key(app: Application):
@@ -41,8 +73,10 @@ def _row(app: Application) -> dict[str, Any]:
 def as_text(result: dict[str, Any]) -> str:
     """A table for the terminal."""
     cap = result["cap"]
+    mail = result["mail"]
     lines = [f"cap: {cap['limit']}  adopted: {cap['adopted']}  queued: {cap['queued']}"
-             f"  waitlisted: {cap['waitlisted']}", ""]
+             f"  waitlisted: {cap['waitlisted']}",
+             "mail: " + "  ".join(f"{name}: {mail[name]}" for name in (*CLASSES, "quarantined", "waiting")), ""]
     lines.append(f"{'reception':<14} {'pos':>3}  {'state':<11} {'country':<7} company")
     for row in result["applications"]:
         pos = row["position"] if row["position"] is not None else "-"

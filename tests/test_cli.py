@@ -228,3 +228,77 @@ def test_reprocess_refuses_an_unknown_id_clearly(tmp_path):
     held = subprocess.run([*cli, "held", "--release", "nobody@example.jp"], capture_output=True,
                           text=True, timeout=60)
     assert held.returncode == 0 and "nobody@example.jp: was not held" in held.stdout
+
+
+def _config_with_database(tmp_path) -> tuple[list[str], str]:
+    """A config for this checkout with its own SQLite database; (the CLI, the database URL)."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    text = text.replace('url = "sqlite:///data/mailbot.db"', f'url = "{url}"')
+    text = text.replace('rules_dir = "rules"', f'rules_dir = "{ROOT / "rules"}"')
+    text = text.replace('templates_dir = "templates"', f'templates_dir = "{ROOT / "templates"}"')
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    return [sys.executable, "-m", "mailbot.cli", "--config", str(tmp_path / "config.toml")], url
+
+
+def _store_mail(url: str) -> None:
+    """Five processed messages of four classes and one quarantined, a minute apart (uid 1 oldest)."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlmodel import Session
+
+    from mailbot.db import make_engine
+    from mailbot.models import RawMessage
+
+    start = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
+    rows = [("application", "tanaka@example.co.jp", "申請書の提出", "application form"),
+            ("question", "kato@example.jp", "申請資格についての質問", "a mail from a person, no attachment"),
+            ("automatic", "takahashi@example.jp", "自動応答: 受付", "out_of_office: Auto-Submitted: auto-replied"),
+            ("question", "yamada@example.jp", "対象地域について", "a mail from a person, no attachment"),
+            ("junk", "info@ads.example.com", "未承諾広告※セミナー", "Subject: 未承諾広告※セミナー"),
+            (None, "broken@example.jp", None, None)]
+    with Session(make_engine(url)) as session:
+        for uid, (mail_class, sender, subject, reason) in enumerate(rows, 1):
+            session.add(RawMessage(folder="INBOX", uidvalidity=1, uid=uid, arrived_at=start + timedelta(minutes=uid),
+                                   size=1, sha256=str(uid), raw=b"x", mail_class=mail_class, sender=sender,
+                                   subject=subject, reason=reason,
+                                   status="processed" if mail_class else "quarantined",
+                                   error=None if mail_class else "ParseError: no sender address in From:"))
+        session.commit()
+
+
+def test_messages_lists_recent_mail_newest_first_and_by_class(tmp_path):
+    """GIVEN six stored messages (application, questions, out-of-office, spam, one quarantined)
+    WHEN staff run `mailbot messages`
+    THEN they see them newest first with class, sender, subject and reason; --class narrows; --limit cuts."""
+    cli, url = _config_with_database(tmp_path)
+    _store_mail(url)
+    everything = json.loads(subprocess.run([*cli, "messages", "--json"], capture_output=True, text=True,
+                                           timeout=60).stdout)
+    assert [row["class"] for row in everything] == ["quarantined", "junk", "question", "automatic",
+                                                    "question", "application"]
+    assert set(everything[0]) == {"id", "arrived_at", "class", "sender", "subject", "reason"}
+    assert everything[0]["reason"] == "ParseError: no sender address in From:"
+    assert everything[1]["subject"] == "未承諾広告※セミナー"
+    questions = json.loads(subprocess.run([*cli, "messages", "--class", "question", "--json"],
+                                          capture_output=True, text=True, timeout=60).stdout)
+    assert [q["sender"] for q in questions] == ["yamada@example.jp", "kato@example.jp"]
+    text = subprocess.run([*cli, "messages", "--limit", "2"], capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0 and text.stdout.rstrip().endswith("2 message(s)")
+    assert "未承諾広告※セミナー" in text.stdout and "申請書の提出" not in text.stdout
+
+
+def test_messages_refuses_a_class_that_does_not_exist(tmp_path):
+    cli, _url = _config_with_database(tmp_path)
+    result = subprocess.run([*cli, "messages", "--class", "other"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--class must be one of application, consultation" in result.stderr
+
+
+def test_status_counts_the_mail_by_class(tmp_path):
+    cli, url = _config_with_database(tmp_path)
+    _store_mail(url)
+    data = json.loads(subprocess.run([*cli, "status", "--json"], capture_output=True, text=True, timeout=60).stdout)
+    assert data["mail"] == {"application": 1, "consultation": 0, "documents": 0, "question": 2,
+                            "automatic": 1, "junk": 1, "quarantined": 1, "waiting": 0}
+    text = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=60).stdout
+    assert "mail: application: 1  consultation: 0  documents: 0  question: 2  automatic: 1  junk: 1" in text
