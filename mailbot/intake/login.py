@@ -44,6 +44,9 @@ def login(client: IMAPClient, settings: ImapSettings) -> None:
 def _oauth2_login(client: IMAPClient, settings: ImapSettings) -> None:
     """XOAUTH2 with a cached token; a refused token is forgotten so the next try gets a new one."""
     where = f"IMAP {settings.host}:{settings.port}: OAuth2 login as {settings.username}"
+    if not client.has_capability("AUTH=XOAUTH2"):
+        # Say so, rather than blame the token for a server that never takes one.
+        raise ImapError(f"{where}: the server does not offer AUTH=XOAUTH2 (use auth = \"password\")")
     provider = provider_for(settings.oauth2)
     try:
         token = provider.access_token()

@@ -70,6 +70,12 @@ def oauth_imap(servers, address: str, oauth2: OAuth2Settings):
     return servers.oauth.settings(address, password="", auth="oauth2", oauth2=oauth2)
 
 
+def log_in(settings) -> None:
+    """Connect and log in as the daemon does, then leave."""
+    with Mailbox(settings):
+        pass
+
+
 def dovecot_logins(server: SecureDovecot, address: str) -> list[str]:
     log = (server.base / "dovecot.log").read_text(errors="replace")
     return re.findall(rf"Login: user=<{re.escape(address)}>, method=(\w+)", log)
@@ -90,11 +96,10 @@ def test_xoauth2_with_client_credentials_logs_in_and_selects_inbox(servers):
 def test_a_token_the_server_no_longer_accepts_is_refused_clearly_then_renewed(servers):
     address = mailbox_address()
     settings = oauth_imap(servers, address, app_oauth2(servers, address))
-    with Mailbox(settings):
-        pass
+    log_in(settings)
     servers.tokens.expire_tokens()  # the cached token is still "valid" by our clock
     with pytest.raises(ImapError, match=rf"OAuth2 login as {address}: the server refused the access token"):
-        Mailbox(settings).__enter__()
+        log_in(settings)
     with Mailbox(settings) as box:  # the refused token was forgotten: a new one is used
         box.select()
     assert dovecot_logins(servers.oauth, address) == ["XOAUTH2", "XOAUTH2"]
@@ -103,7 +108,7 @@ def test_a_token_the_server_no_longer_accepts_is_refused_clearly_then_renewed(se
 def test_a_token_for_another_mailbox_is_refused(servers):
     address, other = mailbox_address(), mailbox_address()
     with pytest.raises(ImapError, match=r"refused the access token"):
-        Mailbox(oauth_imap(servers, other, app_oauth2(servers, address))).__enter__()
+        log_in(oauth_imap(servers, other, app_oauth2(servers, address)))
     assert dovecot_logins(servers.oauth, other) == []
 
 
@@ -112,8 +117,18 @@ def test_a_token_endpoint_refusal_is_an_imap_error_naming_it(servers):
     oauth2 = app_oauth2(servers, address, client_secret="expired-secret")
     with pytest.raises(ImapError, match=r"no access token: OAuth2 token from https://127\.0\.0\.1:\d+/"
                                         r"jetro-test-tenant: invalid_client") as caught:
-        Mailbox(oauth_imap(servers, address, oauth2)).__enter__()
+        log_in(oauth_imap(servers, address, oauth2))
     assert "expired-secret" not in str(caught.value)
+
+
+def test_a_server_without_xoauth2_is_named_before_any_token_is_asked(servers):
+    address = mailbox_address()
+    oauth2 = app_oauth2(servers, address)
+    asked_before = len(servers.tokens.requests)
+    settings = servers.tls.settings(address, password="", auth="oauth2", oauth2=oauth2)
+    with pytest.raises(ImapError, match=r"does not offer AUTH=XOAUTH2"):
+        log_in(settings)
+    assert len(servers.tokens.requests) == asked_before
 
 
 def test_refresh_token_flow_saves_every_rotation(servers, tmp_path):
@@ -131,7 +146,7 @@ def test_refresh_token_flow_saves_every_rotation(servers, tmp_path):
     assert first == client.refresh_token and first != "granted-once"
     servers.tokens.expire_tokens()
     with pytest.raises(ImapError, match="refused the access token"):
-        Mailbox(settings).__enter__()
+        log_in(settings)
     with Mailbox(settings) as box:
         box.select()
     assert client.used_refresh_tokens == ["granted-once", first]
@@ -209,7 +224,7 @@ def test_an_untrusted_certificate_is_a_clear_imap_error(servers, security, monke
     monkeypatch.setenv("SSL_CERT_DIR", "/nonexistent")
     settings = tls_settings(servers, security)
     with pytest.raises(ImapError, match=r"connect failed: .*CERTIFICATE_VERIFY_FAILED"):
-        Mailbox(settings).__enter__()
+        log_in(settings)
     assert dovecot_logins(servers.tls, settings.username) == []  # the password never left
 
 
