@@ -264,3 +264,9 @@ def test_bad_rules_name_the_file_and_key(tmp_path, text, message):
 def test_missing_rules_file(tmp_path):
     with pytest.raises(RulesError, match="not found"):
         load_triage(tmp_path / "nope.toml")
+
+
+def test_a_vacation_reply_marked_bulk_is_out_of_office_not_a_list(triage):
+    # vacation(1) sets "Precedence: bulk"; out_of_office is checked before list in triage.toml.
+    msg = inbound(headers={"Precedence": "bulk", "Auto-Submitted": "auto-replied"})
+    assert automatic_kind(msg, triage, SERVICE) == ("out_of_office", "Auto-Submitted: auto-replied")
