@@ -86,7 +86,7 @@ def thread_of(services: Services, msg: InboundMessage) -> str | None:
     """
     with Session(services.engine) as session:
         # _by_thread reads only services, session and msg from a Handling.
-        app = reception._by_thread(Handling(services, session, None, msg))  # noqa: SLF001
+        app = reception._by_thread(Handling(services, session, None, msg))
         return app.reception_number if app is not None else None
 
 

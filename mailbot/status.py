@@ -74,9 +74,10 @@ def as_text(result: dict[str, Any]) -> str:
     """A table for the terminal."""
     cap = result["cap"]
     mail = result["mail"]
-    lines = [f"cap: {cap['limit']}  adopted: {cap['adopted']}  queued: {cap['queued']}"
-             f"  waitlisted: {cap['waitlisted']}",
-             "mail: " + "  ".join(f"{name}: {mail[name]}" for name in (*CLASSES, "quarantined", "waiting")), ""]
+    counts = "  ".join(f"{name}: {mail[name]}" for name in (*CLASSES, "quarantined", "waiting"))
+    cap_line = (f"cap: {cap['limit']}  adopted: {cap['adopted']}  queued: {cap['queued']}"
+                f"  waitlisted: {cap['waitlisted']}")
+    lines = [cap_line, f"mail: {counts}", ""]
     lines.append(f"{'reception':<14} {'pos':>3}  {'state':<11} {'country':<7} company")
     for row in result["applications"]:
         pos = row["position"] if row["position"] is not None else "-"

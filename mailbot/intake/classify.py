@@ -142,7 +142,7 @@ def _table(path: Path, where: str, value: Any) -> None:
 def _no_unknown(path: Path, prefix: str, table: dict, allowed: set[str]) -> None:
     unknown = set(table) - allowed
     if unknown:
-        raise RulesError(f"{path}: unknown key {prefix + sorted(unknown)[0]!r}")
+        raise RulesError(f"{path}: unknown key {prefix + min(unknown)!r}")
 
 
 def _strings(path: Path, key: str, value: Any) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from email.errors import MessageError
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
+from typing import ClassVar
 
 import mailparser
 from mailparser.exceptions import MailParserError
@@ -217,11 +218,14 @@ _HTML_SPACE = re.compile(r"[ \t\r\n\f]+")
 class _HtmlText(HTMLParser):
     """Collects the visible text of an HTML body, one line per block element."""
 
-    _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote",
-               "pre", "hr", "dl", "section", "article", "header", "footer", "address", "center"}
-    _LINES = {"br", "tr", "li", "dt", "dd"}  # start a line; rows and items follow without a blank line
-    _CELLS = {"td", "th"}
-    _HIDDEN = {"script", "style", "head", "title", "xml"}  # <xml>: Word's Office data in Outlook mail
+    _BLOCKS: ClassVar[set[str]] = {
+        "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote",
+        "pre", "hr", "dl", "section", "article", "header", "footer", "address", "center"}
+    # These start a line; rows and items follow each other without a blank line.
+    _LINES: ClassVar[set[str]] = {"br", "tr", "li", "dt", "dd"}
+    _CELLS: ClassVar[set[str]] = {"td", "th"}
+    # <xml>: the Office data Word puts in Outlook's HTML.
+    _HIDDEN: ClassVar[set[str]] = {"script", "style", "head", "title", "xml"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

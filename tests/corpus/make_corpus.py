@@ -505,21 +505,21 @@ def case_consultation() -> bytes:
 def case_postfix_bounce() -> bytes:
     """Postfix's delivery-status notification (multipart/report) for one of our receipts."""
     boundary = "4Nq8Zx1Fj0z2y3.1732410900/mx.example.jp"
-    notice = ("This is the mail system at host mx.example.jp.\r\n\r\n"
-              "I'm sorry to have to inform you that your message could not\r\n"
-              "be delivered to one or more recipients. It's attached below.\r\n\r\n"
-              "                   The mail system\r\n\r\n"
-              "<tanaka@old-domain.example.jp>: host mail.old-domain.example.jp[203.0.113.25]\r\n"
-              "    said: 550 5.1.1 <tanaka@old-domain.example.jp>: Recipient address rejected:\r\n"
-              "    User unknown in local recipient table (in reply to RCPT TO command)\r\n").encode()
-    status = ("Reporting-MTA: dns; mx.example.jp\r\nX-Postfix-Queue-ID: 4Nq8Zx1Fj0z2y3\r\n"
-              "X-Postfix-Sender: rfc822; chizai@example.jp\r\n"
-              "Arrival-Date: Tue, 24 Nov 2026 10:34:58 +0900 (JST)\r\n\r\n"
-              "Final-Recipient: rfc822; tanaka@old-domain.example.jp\r\n"
-              "Original-Recipient: rfc822;tanaka@old-domain.example.jp\r\nAction: failed\r\nStatus: 5.1.1\r\n"
-              "Remote-MTA: dns; mail.old-domain.example.jp\r\n"
-              "Diagnostic-Code: smtp; 550 5.1.1 <tanaka@old-domain.example.jp>: Recipient\r\n"
-              "    address rejected: User unknown in local recipient table\r\n").encode()
+    notice = (b"This is the mail system at host mx.example.jp.\r\n\r\n"
+              b"I'm sorry to have to inform you that your message could not\r\n"
+              b"be delivered to one or more recipients. It's attached below.\r\n\r\n"
+              b"                   The mail system\r\n\r\n"
+              b"<tanaka@old-domain.example.jp>: host mail.old-domain.example.jp[203.0.113.25]\r\n"
+              b"    said: 550 5.1.1 <tanaka@old-domain.example.jp>: Recipient address rejected:\r\n"
+              b"    User unknown in local recipient table (in reply to RCPT TO command)\r\n")
+    status = (b"Reporting-MTA: dns; mx.example.jp\r\nX-Postfix-Queue-ID: 4Nq8Zx1Fj0z2y3\r\n"
+              b"X-Postfix-Sender: rfc822; chizai@example.jp\r\n"
+              b"Arrival-Date: Tue, 24 Nov 2026 10:34:58 +0900 (JST)\r\n\r\n"
+              b"Final-Recipient: rfc822; tanaka@old-domain.example.jp\r\n"
+              b"Original-Recipient: rfc822;tanaka@old-domain.example.jp\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+              b"Remote-MTA: dns; mail.old-domain.example.jp\r\n"
+              b"Diagnostic-Code: smtp; 550 5.1.1 <tanaka@old-domain.example.jp>: Recipient\r\n"
+              b"    address rejected: User unknown in local recipient table\r\n")
     original = head("Return-Path: <chizai@example.jp>", f"From: {word('ジェトロ知的財産課', 'utf-8')} <chizai@example.jp>",
                     "To: tanaka@old-domain.example.jp",
                     f"Subject: {word('【TS-2026-0007】申請書を受け付けました', 'utf-8')}",

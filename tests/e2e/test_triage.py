@@ -103,9 +103,9 @@ def reply_mail(n: int, receipt_id: str, headers: list[str], subject: str, body: 
 def with_the_application_quoted(receipt_id: str) -> bytes:
     """An out-of-office reply that attaches the mail it answers, application PDF and all."""
     quoted = samples.application_mail(render_application(sample_values()), sender=SENDER)
-    body = ("--OOF\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
-            "I am out of the office until 1 December.\r\n"
-            "--OOF\r\nContent-Type: message/rfc822\r\n\r\n").encode() + quoted + b"\r\n--OOF--\r\n"
+    body = (b"--OOF\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+            b"I am out of the office until 1 December.\r\n"
+            b"--OOF\r\nContent-Type: message/rfc822\r\n\r\n") + quoted + b"\r\n--OOF--\r\n"
     head = reply_mail(20, receipt_id, ["Auto-Submitted: auto-replied", 'Content-Type: multipart/mixed; boundary="OOF"'],
                       "Out of Office: application form")
     return head.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + body

@@ -8,7 +8,14 @@ import pytest
 
 from mailbot.errors import PdfError, RulesError
 from mailbot.forms.reading import FormReading
-from mailbot.intake.classify import CLASSES, automatic_kind, automatic_reason, classify, junk_reason, load_triage
+from mailbot.intake.classify import (
+    CLASSES,
+    automatic_kind,
+    automatic_reason,
+    classify,
+    junk_reason,
+    load_triage,
+)
 from mailbot.intake.message import Attachment, InboundMessage
 
 RULES = Path(__file__).resolve().parents[2] / "rules" / "triage.toml"
