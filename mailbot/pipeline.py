@@ -9,6 +9,7 @@ told automatically to send one.
 
 Whether a message belongs to an application's thread is looked up read-only
 before the transaction and handed to classify, which stays database-free.
+
 Reading the PDF (seconds, in a child process) happens before the database
 transaction opens, so no write lock is held while a PDF is read; everything
 the message causes (application, history, replies in the outbox, its own
