@@ -121,13 +121,13 @@ def quarantine(services: Services, raw_id: int, exc: BaseException) -> str:
 def _automatic(handling: Handling, verdict: Classification) -> None:
     """Out-of-office replies, bounces, lists, robots: recorded, never answered (no loops).
 
-    A bounce of one of our replies holds the address it failed for. Only a
-    bounce: an out-of-office reply quotes our Message-ID too, and must not
-    hold the applicant's address.
+    A bounce of one of our replies holds the address it failed for and tells
+    staff. Only a bounce: an out-of-office reply quotes our Message-ID too,
+    and must not hold the applicant's address.
     """
     if verdict.kind != "bounce":
         return
-    note = bounces.handle(handling.session, handling.raw)
+    note = bounces.handle(handling.session, handling.raw, handling.services)
     if note:
         handling.raw.reason = f"{handling.raw.reason}; {note}"
 
