@@ -7,10 +7,12 @@ Fetching uses BODY.PEEK[] so that the \\Seen flag of staff's mail client is
 never touched.
 
 A Mailbox may stay open across polls (the daemon keeps one): the processed and
-quarantine folders are checked once per connection, and each ``select()``
-reports the folder's UIDVALIDITY and UIDNEXT so that an unchanged folder costs
-one SELECT whatever its size. The IDLE methods let a watcher wait for new mail
-on a connection of its own.
+quarantine folders are checked once per connection, ``status()`` asks for the
+folder's UIDVALIDITY and UIDNEXT without selecting it (a SELECT of a
+10,000-message Dovecot folder takes ~0.3 s, a STATUS ~0.3 ms), and
+``refresh()`` keeps the folder selected between polls, syncing it with a NOOP
+instead of selecting it again. The IDLE methods let a watcher wait for new
+mail on a connection of its own.
 """
 
 from __future__ import annotations
@@ -143,10 +145,34 @@ class Mailbox:
 
     def _status_uidnext(self) -> int | None:
         """UIDNEXT by STATUS, for servers that leave it out of SELECT (RFC 3501 says MUST)."""
-        with self._failing("status", self.settings.folder):
-            found = self.client.folder_status(self._server_name(self.settings.folder), [b"UIDNEXT"])
+        return self.status()[1]
+
+    def status(self) -> tuple[int, int | None]:
+        """(UIDVALIDITY, UIDNEXT) of the configured folder by STATUS: cheap, selects nothing.
+
+        Also sets ``uidnext``. On the folder this connection has selected,
+        STATUS answers from the session's own view (Dovecot says the UIDNEXT of
+        the last sync, not the server's): a NOOP first brings that view up to date.
+        """
+        folder = self.settings.folder
+        if self._uidvalidity is not None:
+            self.noop()
+        with self._failing("status", folder):
+            found = self.client.folder_status(self._server_name(folder), [b"UIDVALIDITY", b"UIDNEXT"])
         value = found.get(b"UIDNEXT")
-        return int(value) if value is not None else None
+        self.uidnext = int(value) if value is not None else None
+        return int(found[b"UIDVALIDITY"]), self.uidnext
+
+    def refresh(self, uidvalidity: int) -> int:
+        """The folder selected and in sync: a NOOP if this connection has it selected, else SELECT.
+
+        ``uidvalidity``: what STATUS just said; if the selected folder was
+        renumbered since, it is selected afresh. Returns the UIDVALIDITY in force.
+        """
+        if self._uidvalidity != uidvalidity:
+            return self.select()
+        self.noop()  # the server reports mail that arrived since our last command
+        return self._uidvalidity
 
     def _ensure_folder(self, folder: str) -> None:
         name = self._server_name(folder)

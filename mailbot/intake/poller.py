@@ -12,9 +12,9 @@ poll sees its UID recorded, does not answer it again, and only moves it.
 The \\Seen flag is never read or set: people may read the mailbox freely.
 
 A poll costs what is new, not what the folder holds: the folder's UIDNEXT is
-kept in FolderState once every message below it is stored, and a poll that
-finds the same UIDVALIDITY and UIDNEXT asks the server nothing more. When
-UIDNEXT moved, only ``UID n:*`` is searched.
+kept in FolderState once every message below it is stored, and a poll whose
+STATUS shows the same UIDVALIDITY and UIDNEXT asks the server nothing more
+(no SELECT, SEARCH or FETCH). When UIDNEXT moved, only ``UID n:*`` is searched.
 """
 
 from __future__ import annotations
@@ -59,8 +59,11 @@ def poll(services: Services, box: Mailbox | None = None) -> PollReport:
             return poll(services, own)
     imap = services.settings.imap
     _index_unmoved(services.engine)
-    uidvalidity = box.select()
-    stored = store_new(services, box, uidvalidity)
+    uidvalidity, uidnext = box.status()
+    stored = 0
+    if uidnext is None or uidnext != _stored_uidnext(services, imap.folder, uidvalidity):
+        uidvalidity = box.refresh(uidvalidity)
+        stored = store_new(services, box, uidvalidity)
     processed = process_pending(services)
     moved = move_done(services, box, uidvalidity)
     record_poll(services, imap.folder, uidvalidity)
@@ -86,10 +89,15 @@ def store_new(services: Services, box: Mailbox, uidvalidity: int) -> int:
             RawMessage.folder == folder, RawMessage.uidvalidity == uidvalidity,
             RawMessage.uid >= start)).all())
     new = [uid for uid in box.uids(start) if uid not in known]
+    fetched = set()
     for mail in box.fetch(new):
         _store(services, folder, mail)
-    _save_uidnext(services, folder, uidvalidity, box.uidnext)
-    return len(new)
+        fetched.add(mail.uid)
+    if fetched == set(new):
+        # A UID the server listed but did not hand over is asked for again next
+        # time (if it was expunged meanwhile, the search no longer lists it).
+        _save_uidnext(services, folder, uidvalidity, box.uidnext)
+    return len(fetched)
 
 
 def _stored_uidnext(services: Services, folder: str, uidvalidity: int) -> int | None:
@@ -176,6 +184,8 @@ def move_done(services: Services, box: Mailbox, uidvalidity: int) -> int:
         rows = session.exec(select(RawMessage.id, RawMessage.uid, RawMessage.status).where(
             RawMessage.folder == imap.folder, RawMessage.uidvalidity == uidvalidity,
             RawMessage.status != "new", RawMessage.moved == False)).all()  # noqa: E712
+    if rows and box.refresh(uidvalidity) != uidvalidity:
+        return 0  # renumbered under our feet: these UIDs mean other mail now; never move by them
     for raw_id, uid, status in rows:
         box.move(uid, imap.quarantine_folder if status == "quarantined" else imap.processed_folder)
         with transaction(services.engine) as session:

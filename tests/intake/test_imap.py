@@ -159,3 +159,25 @@ def test_tls_against_a_plain_server_is_an_imap_error(imap_settings, security):
     with pytest.raises(ImapError, match="connect failed"):
         with Mailbox(secured):
             pass
+
+
+def test_status_sees_new_mail_even_on_the_selected_folder(imap_settings):
+    # Dovecot answers STATUS on the selected folder from the session's last sync:
+    # without the NOOP that status() sends first, UIDNEXT would still say 2 here.
+    first = append(imap_settings, message("one"))
+    with Mailbox(imap_settings) as box:
+        uidvalidity = box.select()
+        assert box.status() == (uidvalidity, first + 1)
+        second = append(imap_settings, message("two"))
+        assert box.status() == (uidvalidity, second + 1) and box.uidnext == second + 1
+        assert box.refresh(uidvalidity) == uidvalidity
+        assert box.uids(second) == [second]
+
+
+def test_uids_from_a_start_above_every_uid_is_empty(imap_settings):
+    # "UID SEARCH UID n:*" matches the highest UID even when it is below n.
+    last = append(imap_settings, message("only"))
+    with Mailbox(imap_settings) as box:
+        box.select()
+        assert box.client.search(["UID", f"{last + 5}:*"]) == [last]
+        assert box.uids(last + 5) == [] and box.uids(last) == [last]

@@ -47,9 +47,9 @@ def services(imap_settings, tmp_path):
 
 @pytest.fixture
 def commands(monkeypatch) -> Counter:
-    """Counts the SEARCH and FETCH commands every IMAPClient sends (the real commands still run)."""
+    """Counts the SELECT, SEARCH and FETCH commands every IMAPClient sends (they still run)."""
     counted: Counter = Counter()
-    for name in ("search", "fetch"):
+    for name in ("select_folder", "search", "fetch"):
         real = getattr(IMAPClient, name)
 
         def spy(self, *args, _real=real, _name=name, **kwargs):
@@ -79,7 +79,17 @@ def test_an_unchanged_folder_is_polled_without_search_or_fetch(services, imap_se
         commands.clear()
         again = poller.poll(services, box)
     assert (again.stored, again.processed, again.moved) == (0, 0, 0)
-    assert commands == Counter()
+    assert commands == Counter()  # one STATUS said it all: no SELECT, SEARCH or FETCH
+
+
+def test_new_mail_on_a_kept_connection_is_seen_without_selecting_again(services, imap_settings, commands):
+    append(imap_settings, question(1))
+    with Mailbox(imap_settings) as box:
+        poller.poll(services, box)
+        append(imap_settings, question(2))
+        commands.clear()
+        assert poller.poll(services, box).stored == 1
+    assert commands["select_folder"] == 0 and commands["search"] == 1
 
 
 def test_only_uids_from_the_stored_uidnext_are_searched(services, imap_settings, commands):
@@ -201,3 +211,18 @@ def test_header_message_id_and_body_digest():
     assert poller.header_message_id(b"Subject: x\r\n\r\nbody") is None
     assert poller.body_digest(raw) == poller.body_digest(b"X-New: 1\nSubject: y\n\nbody\nline\n")
     assert poller.body_digest(raw) != poller.body_digest(b"Subject: x\r\n\r\nbody\r\n")
+
+
+def test_a_listed_mail_the_server_did_not_hand_over_is_asked_for_again(services, imap_settings, monkeypatch):
+    """GIVEN a FETCH that leaves out one listed UID (a server hiccup)
+    WHEN the next poll runs
+    THEN UIDNEXT has not moved past it, and it is stored then."""
+    uids = [append(imap_settings, question(n)) for n in range(2)]
+    real_fetch = Mailbox.fetch
+    monkeypatch.setattr(Mailbox, "fetch", lambda self, wanted: (
+        mail for mail in real_fetch(self, wanted) if mail.uid != uids[-1]))
+    assert poller.poll(services).stored == 1
+    assert stored_uidnext(services) is None
+    monkeypatch.setattr(Mailbox, "fetch", real_fetch)
+    assert poller.poll(services).stored == 1
+    assert [r.uid for r in rows(services)] == uids and stored_uidnext(services) == uids[-1] + 1
