@@ -73,7 +73,7 @@ class RawMessage(SQLModel, table=True):
     message_id: str | None = Field(default=None, index=True)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     status: str = Field(default="new", index=True)
-    mail_class: str | None = None  # application / automatic / other (see intake.classify)
+    mail_class: str | None = None  # application / consultation / documents / question / automatic / junk (see intake.classify.CLASSES)
     reason: str | None = None  # why it was classified so, or what failed
     error: str | None = None
     sender: str | None = None

@@ -86,8 +86,8 @@ def thread_of(services: Services, msg: InboundMessage) -> str | None:
     (reception number in the subject, or a reply to one of our mails).
     """
     with Session(services.engine) as session:
-        # _by_thread reads only services, session and msg from a Handling.
-        app = reception._by_thread(Handling(services, session, None, msg))
+        # by_thread reads only services, session and msg from a Handling.
+        app = reception.by_thread(Handling(services, session, None, msg))
         return app.reception_number if app is not None else None
 
 

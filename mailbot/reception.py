@@ -124,10 +124,10 @@ def new_application(handling: Handling, reading: FormReading) -> Application:
 
 def find_application(handling: Handling, reading: FormReading) -> Application | None:
     """The application this mail belongs to: by thread first, then by company and region."""
-    return _by_thread(handling) or _by_company(handling, reading)
+    return by_thread(handling) or _by_company(handling, reading)
 
 
-def _by_thread(handling: Handling) -> Application | None:
+def by_thread(handling: Handling) -> Application | None:
     session, msg = handling.session, handling.msg
     prefix = re.escape(handling.services.settings.program.reception_prefix)
     found = re.search(rf"{prefix}-\d{{4}}-\d{{4,}}", unicodedata.normalize("NFKC", msg.subject))

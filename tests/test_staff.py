@@ -118,7 +118,7 @@ def test_a_notice_goes_to_every_staff_address_threaded_by_topic(services):
     assert other.references != [root] and root.endswith("@example.jp>")
     assert root not in {first.message_id, second.message_id, other.message_id}
     message = outbox.build_email(first, services.settings.smtp)
-    assert message["Auto-Submitted"] == "auto-replied" and message["X-Auto-Response-Suppress"] == "All"
+    assert message["Auto-Submitted"] == "auto-generated" and message["X-Auto-Response-Suppress"] == "All"
     assert all(staff.is_notice(r) for r in (first, second, other))
 
 

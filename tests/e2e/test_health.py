@@ -74,7 +74,7 @@ def test_an_outage_gets_one_alert_and_one_recovery_notice(make_settings, mailbox
     [alert] = smtp_sink.messages
     assert sorted(alert.rcpt_tos) == sorted(STAFF) and "【mailbot】" in subject(alert)
     assert str(dead_port) in body(alert) and "mailbot run --once" in body(alert)
-    assert alert.message["Auto-Submitted"] == "auto-replied"
+    assert alert.message["Auto-Submitted"] == "auto-generated"
 
     services.settings = settings
     assert attempt(services) == "recovered"
