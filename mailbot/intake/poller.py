@@ -12,9 +12,10 @@ poll sees its UID recorded, does not answer it again, and only moves it.
 The \\Seen flag is never read or set: people may read the mailbox freely.
 
 A poll costs what is new, not what the folder holds: the folder's UIDNEXT is
-kept in FolderState once every message below it is stored, and a poll whose
-STATUS shows the same UIDVALIDITY and UIDNEXT asks the server nothing more
-(no SELECT, SEARCH or FETCH). When UIDNEXT moved, only ``UID n:*`` is searched.
+kept in FolderState once every message below it is stored, and a poll that
+finds the same UIDVALIDITY and UIDNEXT (NOOP + STATUS on the kept
+connection's selected folder) asks nothing more: no SEARCH, no FETCH. When
+UIDNEXT moved, only ``UID n:*`` is searched.
 """
 
 from __future__ import annotations
@@ -59,11 +60,8 @@ def poll(services: Services, box: Mailbox | None = None) -> PollReport:
             return poll(services, own)
     imap = services.settings.imap
     _index_unmoved(services.engine)
-    uidvalidity, uidnext = box.status()
-    stored = 0
-    if uidnext is None or uidnext != _stored_uidnext(services, imap.folder, uidvalidity):
-        uidvalidity = box.refresh(uidvalidity)
-        stored = store_new(services, box, uidvalidity)
+    uidvalidity, _uidnext = box.sync()
+    stored = store_new(services, box, uidvalidity)
     processed = process_pending(services)
     moved = move_done(services, box, uidvalidity)
     record_poll(services, imap.folder, uidvalidity)
@@ -110,8 +108,8 @@ def _stored_uidnext(services: Services, folder: str, uidvalidity: int) -> int | 
 
 
 def _save_uidnext(services: Services, folder: str, uidvalidity: int, uidnext: int | None) -> None:
-    # The UIDNEXT read at SELECT, before the search: mail that arrived since has a
-    # UID at or above it and is found again next time (then skipped as known).
+    # The UIDNEXT read (STATUS or SELECT) before the search: mail that arrived since
+    # has a UID at or above it and is found again next time (then skipped as known).
     with transaction(services.engine) as session:
         state = session.get(FolderState, folder) or FolderState(folder=folder)
         state.uidvalidity, state.uidnext = uidvalidity, uidnext
@@ -184,7 +182,7 @@ def move_done(services: Services, box: Mailbox, uidvalidity: int) -> int:
         rows = session.exec(select(RawMessage.id, RawMessage.uid, RawMessage.status).where(
             RawMessage.folder == imap.folder, RawMessage.uidvalidity == uidvalidity,
             RawMessage.status != "new", RawMessage.moved == False)).all()  # noqa: E712
-    if rows and box.refresh(uidvalidity) != uidvalidity:
+    if rows and box.sync()[0] != uidvalidity:
         return 0  # renumbered under our feet: these UIDs mean other mail now; never move by them
     for raw_id, uid, status in rows:
         box.move(uid, imap.quarantine_folder if status == "quarantined" else imap.processed_folder)

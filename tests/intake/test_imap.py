@@ -170,7 +170,7 @@ def test_status_sees_new_mail_even_on_the_selected_folder(imap_settings):
         assert box.status() == (uidvalidity, first + 1)
         second = append(imap_settings, message("two"))
         assert box.status() == (uidvalidity, second + 1) and box.uidnext == second + 1
-        assert box.refresh(uidvalidity) == uidvalidity
+        assert box.sync() == (uidvalidity, second + 1)
         assert box.uids(second) == [second]
 
 
