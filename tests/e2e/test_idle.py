@@ -9,7 +9,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -162,3 +164,31 @@ def test_sigterm_stops_the_watcher_and_the_daemon(imap_settings, smtp_sink, tmp_
             process.kill()
     assert "IDLE watcher connected" in log and "IDLE watcher stopped" in log
     assert "mailbot stopped" in log and "attempt" not in log
+
+
+def test_mail_announced_during_a_cycle_gets_exactly_one_more_cycle(services, running, monkeypatch):
+    """GIVEN the daemon's job busy with a slow cycle
+    WHEN new mail is announced three times meanwhile (and the schedule fires too)
+    THEN exactly one more cycle runs after it, never two at once."""
+    with_imap(services, idle=False)
+    with_service(services, poll_seconds=3600)
+    active, overlaps, release = [0], [0], threading.Event()
+
+    def slow_cycle(services_, connect=None):
+        active[0] += 1
+        overlaps[0] += active[0] > 1
+        release.wait(5)
+        active[0] -= 1
+        return daemon.CycleReport(None, 0, 0, 0)
+
+    monkeypatch.setattr(daemon, "run_once", slow_cycle)
+    service = running(services)
+    assert wait_until(lambda: active[0] == 1, 5)
+    for _ in range(3):
+        service.gate.request()
+    service.scheduler.modify_job(daemon.JOB_ID, next_run_time=datetime.now(timezone.utc))
+    time.sleep(0.5)
+    release.set()
+    assert wait_until(lambda: service.gate.cycles == 2, 5)
+    time.sleep(1)
+    assert (service.gate.cycles, overlaps[0]) == (2, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 
@@ -90,6 +91,62 @@ def test_a_connection_the_server_drops_is_reconnected(imap_settings, dovecot, wa
     assert calls.wait(2, timeout=5)  # the catch-up cycle after reconnecting
     append(imap_settings, message("再接続後"))
     assert calls.wait(3, timeout=5)
+
+
+class FreezingProxy:
+    """A TCP relay on 127.0.0.1 to Dovecot that can go silent without closing (a dead NAT entry)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.frozen = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.frozen.clear()  # a new connection gets through: the "network" is back
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._relay, args=(source, sink), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                if not self.frozen.is_set():  # frozen: bytes vanish, nobody is told
+                    sink.sendall(data)
+        except OSError:
+            return  # one side closed: this relay is done
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+
+
+def test_a_link_that_goes_silent_is_detected_and_replaced(imap_settings, watching):
+    """GIVEN an IDLE link through a relay that starts dropping every byte (no FIN, no RST)
+    WHEN the link stays silent past silence_seconds
+    THEN DONE + NOOP time out, the watcher reconnects and sees new mail again."""
+    proxy = FreezingProxy(imap_settings.port)
+    try:
+        relayed = imap_settings.model_copy(update={"port": proxy.port, "timeout_seconds": 1})
+        calls = Calls()
+        watcher = watching(relayed, calls, silence_seconds=1)
+        assert wait_until(lambda: watcher.idles >= 1, 5)
+        proxy.frozen.set()
+        assert wait_until(lambda: watcher.connections == 2, 15)
+        assert watcher.failures == 1
+        before = calls.count
+        append(imap_settings, message("復旧後"))
+        assert calls.wait(before + 1, timeout=5)
+    finally:
+        proxy.close()
 
 
 def test_a_refused_connection_backs_off_instead_of_looping(imap_settings, watching, caplog):
