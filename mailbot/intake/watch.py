@@ -67,18 +67,19 @@ class Watcher:
     # --- the connection loop -------------------------------------------------
 
     def _run(self) -> None:
-        delay = 1.0
+        attempt = 0  # failures in a row: the backoff is 2 ** (attempt - 1) s, capped
         while not self._stopping.is_set():
+            connected = self.connections
             try:
                 if not self._session():
                     return  # no IDLE on this server: polling only
-                delay = 1.0  # the link worked: the next failure starts from 1 s again
             except ImapError as exc:
                 self.failures += 1
-                log.warning("IDLE watcher: attempt %d failed: %s; retrying in %.0f s",
-                            self.failures, exc, delay)
+                # A link that worked for a while and then dropped starts again from 1 s.
+                attempt = 1 if self.connections > connected else attempt + 1
+                delay = min(2.0 ** (attempt - 1), self.settings.reconnect_max_seconds)
+                log.warning("IDLE watcher: attempt %d failed: %s; retrying in %.0f s", attempt, exc, delay)
                 self._stopping.wait(delay)
-                delay = min(delay * 2, self.settings.reconnect_max_seconds)
         log.info("IDLE watcher stopped")
 
     def _session(self) -> bool:

@@ -81,7 +81,8 @@ def test_idle_is_renewed_and_still_sees_mail(imap_settings, watching):
     assert (watcher.connections, watcher.failures) == (1, 0)  # renewed on the same connection
 
 
-def test_a_connection_the_server_drops_is_reconnected(imap_settings, dovecot, watching):
+def test_a_connection_the_server_drops_is_reconnected(imap_settings, dovecot, watching, caplog):
+    caplog.set_level(logging.WARNING, logger="mailbot.intake.watch")
     calls = Calls()
     watcher = watching(imap_settings, calls)
     assert wait_until(lambda: watcher.idles == 1, 5)
@@ -91,6 +92,10 @@ def test_a_connection_the_server_drops_is_reconnected(imap_settings, dovecot, wa
     assert calls.wait(2, timeout=5)  # the catch-up cycle after reconnecting
     append(imap_settings, message("再接続後"))
     assert calls.wait(3, timeout=5)
+    kick(dovecot, imap_settings.username)  # dropped again later: the backoff starts from 1 s again
+    assert wait_until(lambda: watcher.connections == 3, 5)
+    warnings = [r.getMessage() for r in caplog.records if "attempt" in r.getMessage()]
+    assert len(warnings) == 2 and all("attempt 1 failed" in w and "in 1 s" in w for w in warnings)
 
 
 class FreezingProxy:
