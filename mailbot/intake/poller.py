@@ -179,9 +179,7 @@ def move_done(services: Services, box: Mailbox, uidvalidity: int) -> int:
     """Move committed messages out of the inbox; record each move."""
     imap = services.settings.imap
     with Session(services.engine) as session:
-        rows = session.exec(select(RawMessage.id, RawMessage.uid, RawMessage.status).where(
-            RawMessage.folder == imap.folder, RawMessage.uidvalidity == uidvalidity,
-            RawMessage.status != "new", RawMessage.moved == False)).all()  # noqa: E712
+        rows = session.exec(unmoved(imap.folder, uidvalidity)).all()
     if rows and box.sync()[0] != uidvalidity:
         return 0  # renumbered under our feet: these UIDs mean other mail now; never move by them
     for raw_id, uid, status in rows:
@@ -189,6 +187,13 @@ def move_done(services: Services, box: Mailbox, uidvalidity: int) -> int:
         with transaction(services.engine) as session:
             session.get(RawMessage, raw_id).moved = True
     return len(rows)
+
+
+def unmoved(folder: str, uidvalidity: int):
+    """Processed or quarantined mail still in the folder (found by ix_raw_message_moved)."""
+    return select(RawMessage.id, RawMessage.uid, RawMessage.status).where(
+        RawMessage.folder == folder, RawMessage.uidvalidity == uidvalidity,
+        RawMessage.status != "new", RawMessage.moved == False)  # noqa: E712
 
 
 def record_poll(services: Services, folder: str, uidvalidity: int) -> None:

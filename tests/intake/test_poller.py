@@ -226,3 +226,13 @@ def test_a_listed_mail_the_server_did_not_hand_over_is_asked_for_again(services,
     monkeypatch.setattr(Mailbox, "fetch", real_fetch)
     assert poller.poll(services).stored == 1
     assert [r.uid for r in rows(services)] == uids and stored_uidnext(services) == uids[-1] + 1
+
+
+def test_unmoved_mail_is_found_through_an_index_not_by_reading_history(services, imap_settings):
+    from sqlalchemy import text
+
+    poller.poll(services)
+    query = poller.unmoved("INBOX", 1).compile(services.engine, compile_kwargs={"literal_binds": True})
+    with services.engine.connect() as connection:
+        plan = connection.execute(text(f"EXPLAIN QUERY PLAN {query}")).all()
+    assert any("ix_raw_message_moved" in str(row) for row in plan), plan
