@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import imaplib
 import socket
-import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from imapclient.exceptions import IMAPClientError
 
 from mailbot.config import ImapSettings
 from mailbot.errors import ImapError
-from mailbot.intake.login import login
+from mailbot.intake.login import login, tls_context
 
 BATCH = 100  # UIDs per FETCH: large enough to be fast, small enough to bound memory
 # What imapclient and the socket layer raise (ssl.SSLError and timeouts are OSErrors).
@@ -98,7 +97,8 @@ class Mailbox:
     def _open(self) -> IMAPClient:
         s = self.settings
         tls = s.security == "tls"
-        context = ssl.create_default_context() if s.security != "none" else None
+        # The system's CAs, or [imap] ca_file for a server a private CA signed.
+        context = tls_context(s) if s.security != "none" else None
         client = IMAPClient(s.host, port=s.port, use_uid=True, ssl=tls,
                             ssl_context=context if tls else None, timeout=s.timeout_seconds)
         client.normalise_times = False  # keep INTERNALDATE's zone instead of local naive time
