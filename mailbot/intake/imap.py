@@ -179,8 +179,15 @@ class Mailbox:
     def _ensure_folder(self, folder: str) -> None:
         name = self._server_name(folder)
         with self._failing("create folder", folder):
-            if not self.client.folder_exists(name):
+            if self.client.folder_exists(name):
+                return
+            try:
                 self.client.create_folder(name)
+            except IMAPClientError:
+                # Another connection (the IDLE watcher, a second mailbot) may have created
+                # it between our LIST and CREATE: only a folder still missing is an error.
+                if not self.client.folder_exists(name):
+                    raise
 
     def _server_name(self, folder: str) -> str:
         """Config names use "/" as the hierarchy separator; translate to the server's."""

@@ -181,3 +181,22 @@ def test_uids_from_a_start_above_every_uid_is_empty(imap_settings):
         box.select()
         assert box.client.search(["UID", f"{last + 5}:*"]) == [last]
         assert box.uids(last + 5) == [] and box.uids(last) == [last]
+
+
+def test_a_folder_created_by_another_connection_meanwhile_is_no_error(imap_settings, monkeypatch):
+    # The daemon's poll and its IDLE watcher log in together and both find the folders missing.
+    with Mailbox(imap_settings) as other:
+        other.select()  # creates mailbot/processed and mailbot/quarantine
+    real = IMAPClient.folder_exists
+    asked: set[str] = set()
+
+    def missing_at_first_look(self, name):
+        if name not in asked:
+            asked.add(name)
+            return False  # as seen just before the other connection's CREATE
+        return real(self, name)
+
+    monkeypatch.setattr(IMAPClient, "folder_exists", missing_at_first_look)
+    with Mailbox(imap_settings) as box:
+        assert box.select() > 0
+    assert asked == {"mailbot/processed", "mailbot/quarantine"}
