@@ -246,8 +246,6 @@ def test_an_unloadable_ca_file_is_named(servers, tmp_path):
         tls_context(settings)
 
 
-@pytest.mark.xfail(strict=True, reason="mailbot/intake/imap.py Mailbox._open still builds "
-                   "ssl.create_default_context(); it must use login.tls_context(settings)")
 def test_the_mailbox_uses_the_configured_ca_file(servers, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
     monkeypatch.setenv("SSL_CERT_DIR", "/nonexistent")
