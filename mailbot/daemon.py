@@ -24,7 +24,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from mailbot import outbox
+from mailbot import health, outbox
 from mailbot.errors import ImapError, TransportError
 from mailbot.intake.imap import Mailbox
 from mailbot.intake.poller import PollReport, poll
@@ -51,11 +51,15 @@ def run_once(services: Services, connect: Callable[[], Mailbox] | None = None) -
 
     ``connect``: gives an open Mailbox to reuse; without it the poll logs in itself.
     """
-    report = None
+    report, error = None, None
     try:
         report = poll(services, connect() if connect else None)
     except TransportError as exc:
+        error = str(exc)
         log.error("poll failed: %s", exc)
+    # After every attempt, good or bad: staff hear once when polling has failed for
+    # too long, and once when it works again; the drain below sends that mail now.
+    health.watch(services, error=error)
     drained = outbox.send_pending(services.engine, services.settings.smtp)
     return CycleReport(report, drained.sent, drained.retried, drained.failed)
 

@@ -80,7 +80,7 @@ class RawMessage(SQLModel, table=True):
     subject: str | None = None
     stored_at: datetime = _when(default_now=True)
     processed_at: datetime | None = _when()
-    moved: bool = False
+    moved: bool = Field(default=False, index=True)
 
 
 class Application(SQLModel, table=True):

@@ -116,7 +116,7 @@ def test_a_bounced_receipt_holds_the_address_and_tells_staff_once(make_settings,
     for text in [SENDER, "5.1.1", "User unknown", app.company_name, f"mailbot held --release {SENDER}",
                  "mailbot held\n", str(receipt.message["Subject"])]:
         assert text in body(notice).replace("\r\n", "\n"), text
-    assert notice.message["Auto-Submitted"] == "auto-replied"
+    assert notice.message["Auto-Submitted"] == "auto-generated"
 
     mailbox.deliver(application(sender=SENDER, contact_email=SENDER))  # the company tries again
     mailbox.deliver(postfix_bounce(receipt, SENDER, status="5.2.1",

@@ -103,3 +103,22 @@ def test_a_mailbox_that_never_worked_alerts_once(make_settings, smtp_sink):
     assert [attempt(services, now=start + timedelta(minutes=minutes + m)) for m in range(1, 4)] == [None] * 3
     [alert] = smtp_sink.messages
     assert "一度も受信できていません" in body(alert) and str(dead_port) in body(alert)
+
+
+def test_the_daemon_cycle_alerts_and_recovers(make_settings, smtp_sink):
+    """GIVEN the daemon's own cycle (daemon.run_once), a mailbox polled fine, then out of reach for too long
+    WHEN cycles keep running
+    THEN the cycle itself sends one alert, then one recovery notice once the mailbox answers again."""
+    from mailbot import daemon
+
+    settings = make_settings().model_copy(update={"staff": StaffSettings(digest_to=STAFF)})
+    services = build(settings)
+    assert daemon.run_once(services).poll is not None
+    services.settings = with_imap_port(settings, free_port())
+    last_good_poll_ago(services, settings.service.health_alert_minutes + 1)
+    reports = [daemon.run_once(services) for _ in range(3)]
+    assert [r.poll for r in reports] == [None] * 3 and [r.sent for r in reports] == [1, 0, 0]
+    services.settings = settings
+    assert daemon.run_once(services).sent == 1 and daemon.run_once(services).sent == 0
+    alert, recovery = staff_mails(smtp_sink)
+    assert "復旧" in subject(recovery) and recovery.message["In-Reply-To"] == alert.message["Message-ID"]
