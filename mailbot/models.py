@@ -149,6 +149,18 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _when()
 
 
+class OutboxAttachment(SQLModel, table=True):
+    """A file sent with an outbox mail (step-03 documents, a calendar invitation)."""
+
+    __tablename__ = "outbox_attachment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    filename: str
+    content_type: str  # e.g. "application/pdf", "text/calendar; method=REQUEST"
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class FolderState(SQLModel, table=True):
     """The intake's memory of a folder: the UIDVALIDITY seen and the last good poll."""
 

@@ -28,7 +28,7 @@ from sqlmodel import Session, select
 from mailbot.config import SmtpSettings
 from mailbot.db import transaction
 from mailbot.errors import TransportError
-from mailbot.models import OutboxMessage
+from mailbot.models import OutboxAttachment, OutboxMessage
 from mailbot.oauth import provider_for
 from mailbot.render import one_line
 
@@ -57,6 +57,18 @@ class _Failure(Exception):
         self.connection_lost = connection_lost
 
 
+@dataclass(frozen=True)
+class OutgoingFile:
+    """A file to attach: its name as the applicant will see it, its MIME type, its bytes.
+
+    ``content_type`` may carry parameters: "text/calendar; method=REQUEST".
+    """
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
 # --- enqueue ----------------------------------------------------------------------
 
 
@@ -64,6 +76,7 @@ def enqueue(
     session: Session, *, kind: str, to: list[str], subject: str, body: str, from_address: str,
     in_reply_to: str | None = None, references: tuple[str, ...] | list[str] = (),
     application_id: int | None = None, raw_message_id: int | None = None, automatic: bool = True,
+    attachments: tuple[OutgoingFile, ...] | list[OutgoingFile] = (),
 ) -> OutboxMessage:
     """Add a mail to send to the caller's session; its Message-ID is fixed here."""
     row = OutboxMessage(
@@ -74,7 +87,18 @@ def enqueue(
         application_id=application_id, raw_message_id=raw_message_id,
     )
     session.add(row)
+    if attachments:
+        session.flush()  # the files need the row's id
+        for file in attachments:
+            session.add(OutboxAttachment(outbox_id=row.id, filename=one_line(file.filename),
+                                         content_type=one_line(file.content_type), data=file.data))
     return row
+
+
+def attachments_of(session: Session, row_id: int) -> list[OutgoingFile]:
+    """The files of one outbox mail, in the order they were added."""
+    query = select(OutboxAttachment).where(OutboxAttachment.outbox_id == row_id).order_by(OutboxAttachment.id)
+    return [OutgoingFile(a.filename, a.content_type, a.data) for a in session.exec(query)]
 
 
 def unique_addresses(addresses: list[str]) -> list[str]:
@@ -105,7 +129,8 @@ def _references(references, in_reply_to: str | None) -> list[str]:
 # --- the message --------------------------------------------------------------
 
 
-def build_email(row: OutboxMessage, smtp: SmtpSettings) -> EmailMessage:
+def build_email(row: OutboxMessage, smtp: SmtpSettings,
+                attachments: tuple[OutgoingFile, ...] | list[OutgoingFile] = ()) -> EmailMessage:
     """The row as a UTF-8 message with threading and (on automatic replies) RFC 3834 headers."""
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = Address(display_name=smtp.from_name, addr_spec=smtp.from_address)
@@ -125,7 +150,18 @@ def build_email(row: OutboxMessage, smtp: SmtpSettings) -> EmailMessage:
         msg["X-Loop"] = smtp.from_address
     cte = "7bit" if row.body.isascii() else "base64"  # no 8BITMIME needed anywhere
     msg.set_content(row.body, charset="utf-8", cte=cte)
+    for file in attachments:
+        _attach(msg, file)
     return msg
+
+
+def _attach(msg: EmailMessage, file: OutgoingFile) -> None:
+    """One file; a non-ASCII name goes out RFC 2231-encoded (what Outlook and Gmail read)."""
+    mime_type, _, rest = file.content_type.partition(";")
+    maintype, _, subtype = mime_type.strip().partition("/")
+    params = dict(part.strip().split("=", 1) for part in rest.split(";") if "=" in part)
+    msg.add_attachment(file.data, maintype=maintype, subtype=subtype,
+                       filename=file.filename, params=params)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -221,7 +257,7 @@ async def _deliver(
     failure = lost
     if lost is None:
         try:
-            refused = await _send(client, row, smtp)
+            refused = await _send(engine, client, row, smtp)
         except _Failure as exc:
             failure = exc
         else:
@@ -232,9 +268,12 @@ async def _deliver(
     return failure if failure.connection_lost else None
 
 
-async def _send(client: aiosmtplib.SMTP, row: OutboxMessage, smtp: SmtpSettings) -> str | None:
+async def _send(engine: Engine, client: aiosmtplib.SMTP, row: OutboxMessage,
+                smtp: SmtpSettings) -> str | None:
     """Hand one message to the server; the refused recipients when only some were refused."""
-    message = build_email(row, smtp)
+    with Session(engine) as session:
+        files = attachments_of(session, row.id)
+    message = build_email(row, smtp, files)
     try:
         errors, _ = await client.send_message(
             message, sender=smtp.from_address, recipients=row.to_addrs)

@@ -11,7 +11,7 @@ from sqlmodel import select
 from mailbot.config import SmtpSettings
 from mailbot.db import make_engine, transaction
 from mailbot.models import OutboxMessage
-from mailbot.outbox import backoff, build_email, drain, enqueue, send_pending
+from mailbot.outbox import OutgoingFile, backoff, build_email, drain, enqueue, send_pending
 from mailbot.sink import SmtpSink, free_port
 
 FROM = "chizai@jetro.example.jp"
@@ -84,6 +84,28 @@ def test_delivered_with_headers_and_japanese_intact(engine):
         "auto-replied", "All", FROM)
     assert msg.get_content_charset() == "utf-8" and got.content.isascii()  # no raw 8-bit
     assert row(engine, row_id).status == "sent" and row(engine, row_id).sent_at
+
+
+def test_attachments_travel_with_their_japanese_names_types_and_bytes(engine):
+    """GIVEN a mail queued with a Japanese-named Excel file and a calendar invitation
+    WHEN the outbox sends it
+    THEN the server receives both files byte for byte, named and typed as queued, after the text."""
+    xlsx = bytes(range(256)) * 40  # any bytes: base64 must carry them unchanged
+    ics = b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n"
+    files = [OutgoingFile("保有情報リスト①.xlsx",
+                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", xlsx),
+             OutgoingFile("invite.ics", "text/calendar; method=REQUEST", ics)]
+    queue_mail(engine, attachments=files)
+    with SmtpSink() as sink:
+        assert send_pending(engine, settings(sink.port)).sent == 1
+        (got,) = sink.wait_for(1)
+    parts = list(got.message.iter_attachments())
+    assert [p.get_filename() for p in parts] == ["保有情報リスト①.xlsx", "invite.ics"]
+    assert parts[0].get_content_type().endswith("spreadsheetml.sheet") and parts[0].get_content() == xlsx
+    assert parts[1].get_content_type() == "text/calendar" and parts[1].get_param("method") == "REQUEST"
+    assert parts[1].get_payload(decode=True) == ics
+    assert got.message.get_body(("plain",)).get_content().replace("\r\n", "\n") == BODY
+    assert got.content.isascii()
 
 
 def test_staff_mail_is_not_marked_automatic(engine):
