@@ -38,7 +38,8 @@ def main(
     )
 
 
-def _services():
+def load_services():
+    """The services from --config; a bad config, rule or template exits 1 with its message."""
     from mailbot.services import build
 
     try:
@@ -53,7 +54,7 @@ def run(once: bool = typer.Option(False, "--once", help="Poll, process, send, th
     """Watch the mailbox and answer applications (a daemon, or one cycle with --once)."""
     from mailbot import daemon
 
-    services = _services()
+    services = load_services()
     if not once:
         daemon.run_forever(services)
         return
@@ -73,7 +74,7 @@ def inspect(
     """Read one application PDF and show its fields, seal and problems (exit 2: unreadable)."""
     from mailbot import inspect as use_case
 
-    services = _services()
+    services = load_services()
     try:
         reading, result = use_case.read_and_judge(file.read_bytes(), services.read_form, services.rulesets)
     except PdfError as exc:
@@ -89,7 +90,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     """The applications in queue order, and the cap."""
     from mailbot import status as use_case
 
-    services = _services()
+    services = load_services()
     result = use_case.status(services.engine, services.settings.program)
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else use_case.as_text(result))
 
@@ -109,7 +110,7 @@ def messages(
     if mail_class is not None and mail_class not in CLASSES:
         typer.echo(f"mailbot: --class must be one of {', '.join(CLASSES)}, not {mail_class!r}", err=True)
         raise typer.Exit(2)
-    rows = use_case.messages(_services().engine, mail_class, limit)
+    rows = use_case.messages(load_services().engine, mail_class, limit)
     typer.echo(json.dumps(rows, ensure_ascii=False, indent=2) if as_json else use_case.messages_as_text(rows))
 
 
@@ -118,7 +119,7 @@ def quarantined(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     """The mail that could not be processed, with its error (reprocess it by id)."""
     from mailbot import quarantine
 
-    rows = quarantine.listing(_services())
+    rows = quarantine.listing(load_services())
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -135,7 +136,7 @@ def reprocess(raw_id: int = typer.Argument(..., metavar="ID", help="The stored m
     from mailbot.errors import MailbotError
 
     try:
-        outcome = quarantine.reprocess(_services(), raw_id)
+        outcome = quarantine.reprocess(load_services(), raw_id)
     except MailbotError as exc:
         typer.echo(f"mailbot: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -151,7 +152,7 @@ def held(release: str = typer.Option(None, "--release", metavar="ADDRESS",
     from mailbot import bounces
     from mailbot.db import transaction
 
-    services = _services()
+    services = load_services()
     with transaction(services.engine) as session:
         if release:
             released = bounces.release(session, release)
@@ -170,6 +171,19 @@ def demo() -> None:
 
     raise typer.Exit(use_case.main())
 
+
+def _add_area_commands() -> None:
+    """The commands of mailbot/commands/*.py (adoption, schedule, hours, ...)."""
+    import importlib
+    import pkgutil
+
+    from mailbot import commands
+
+    for module in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"{commands.__name__}.{module.name}")
+
+
+_add_area_commands()
 
 if __name__ == "__main__":
     app()

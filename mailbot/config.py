@@ -174,6 +174,8 @@ class ProgramSettings(_Section):
     cap: int = Field(18, ge=1)
     reception_prefix: str = "TS"
     signature: str = ""
+    #: The last day of expert service (consultation, training, follow-up); None = closes.
+    support_ends: date | None = None
 
     @field_validator("closes")
     @classmethod
@@ -182,6 +184,16 @@ class ProgramSettings(_Section):
         if opens and closes < opens:
             raise ValueError(f"closes ({closes}) is before opens ({opens})")
         return closes
+
+
+class WorkflowSettings(_Section):
+    auto_adopt: bool = False
+    held_info_list: str = ""
+    self_check_sheet: str = ""
+    documents_reminder_days: int = Field(7, ge=1)
+    hours_notice_percent: int = Field(80, ge=1, le=100)
+    language: Literal["ja", "en"] = "ja"
+    meeting_minutes: int = Field(60, ge=15)
 
 
 class StaffSettings(_Section):
@@ -224,6 +236,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     program: ProgramSettings
     staff: StaffSettings = StaffSettings()
+    workflow: WorkflowSettings = WorkflowSettings()
     service: ServiceSettings = ServiceSettings()
     oauth2: OAuth2Settings = OAuth2Settings()
     #: The folder config.toml was read from: relative paths in it start here.

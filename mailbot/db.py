@@ -15,7 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
-from mailbot import models  # noqa: F401  (registers the tables)
+from mailbot import models, tables  # noqa: F401  (registers the tables)
 
 
 def make_engine(url: str) -> Engine:
