@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from mailbot import bounces, reception, replies
+from mailbot import bounces, desk, documents, reception, replies
 from mailbot.db import transaction
 from mailbot.errors import MailbotError, MailError
 from mailbot.intake import mime
@@ -132,10 +132,6 @@ def _automatic(handling: Handling, verdict: Classification) -> None:
         handling.raw.reason = f"{handling.raw.reason}; {note}"
 
 
-def _for_staff(handling: Handling, verdict: Classification) -> None:
-    """Consultation requests and step-03 documents: recorded for staff, no reply yet (issue 5)."""
-
-
 def _junk(handling: Handling, verdict: Classification) -> None:
     """Spam and unsolicited ads: recorded, never answered (a reply confirms the address to spammers)."""
 
@@ -154,5 +150,5 @@ def _application(handling: Handling, verdict: Classification) -> None:
 
 
 #: The handler of each class (mailbot.intake.classify.CLASSES); every class has one.
-HANDLERS = {"application": _application, "consultation": _for_staff, "documents": _for_staff,
+HANDLERS = {"application": _application, "consultation": desk.receive, "documents": documents.receive,
             "question": _question, "automatic": _automatic, "junk": _junk}
