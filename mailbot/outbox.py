@@ -144,8 +144,9 @@ def build_email(row: OutboxMessage, smtp: SmtpSettings,
         msg["References"] = " ".join(row.references)
     if row.automatic:
         # RFC 3834 and what Exchange and list servers honour: never answer this one.
-        # A reply answers a mail; a staff notice (bounce, health) answers none.
-        msg["Auto-Submitted"] = "auto-generated" if row.kind.startswith("staff_") else "auto-replied"
+        # A reply answers a mail; a staff notice or a reminder answers none.
+        replied = row.raw_message_id is not None and not row.kind.startswith("staff_")
+        msg["Auto-Submitted"] = "auto-replied" if replied else "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
         msg["X-Loop"] = smtp.from_address
     cte = "7bit" if row.body.isascii() else "base64"  # no 8BITMIME needed anywhere

@@ -80,8 +80,9 @@ def test_delivered_with_headers_and_japanese_intact(engine):
     assert msg["Message-ID"] == row(engine, row_id).message_id and msg["Date"]
     assert msg["In-Reply-To"] == "<app-1@example.co.jp>"
     assert msg["References"] == "<root@example.co.jp> <app-1@example.co.jp>"
+    # Queued without an inbound message: it answers no mail (RFC 3834 auto-generated).
     assert (msg["Auto-Submitted"], msg["X-Auto-Response-Suppress"], msg["X-Loop"]) == (
-        "auto-replied", "All", FROM)
+        "auto-generated", "All", FROM)
     assert msg.get_content_charset() == "utf-8" and got.content.isascii()  # no raw 8-bit
     assert row(engine, row_id).status == "sent" and row(engine, row_id).sent_at
 
@@ -106,6 +107,15 @@ def test_attachments_travel_with_their_japanese_names_types_and_bytes(engine):
     assert parts[1].get_payload(decode=True) == ics
     assert got.message.get_body(("plain",)).get_content().replace("\r\n", "\n") == BODY
     assert got.content.isascii()
+
+
+def test_a_reply_to_an_inbound_mail_is_auto_replied_a_staff_notice_auto_generated():
+    reply = OutboxMessage(kind="receipt", to_addrs=["a@example.jp"], subject="s", body="b",
+                          message_id="<1@x>", raw_message_id=7)
+    notice = OutboxMessage(kind="staff_bounce", to_addrs=["a@example.jp"], subject="s", body="b",
+                           message_id="<2@x>", raw_message_id=7)
+    assert build_email(reply, settings(25))["Auto-Submitted"] == "auto-replied"
+    assert build_email(notice, settings(25))["Auto-Submitted"] == "auto-generated"
 
 
 def test_staff_mail_is_not_marked_automatic(engine):
