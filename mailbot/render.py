@@ -5,7 +5,13 @@ blocks are rendered from the same context, so a template is one file that
 staff can read and edit. Undefined variables are errors (StrictUndefined):
 a reply with a hole in it is never sent. Plain text is not HTML-escaped, but
 the subject is forced onto one line, so applicant text (a company name with a
-line break) can never add a header.
+line break) can never add a header. HTML templates (``*.html.j2``, e.g. a
+staff digest) are autoescaped: what applicants wrote cannot become markup.
+
+One renderer serves every language: ``render(name, language="en")`` reads
+templates/en/<name>.txt.j2; without ``language`` the renderer's own (ja). A
+template missing in the language asked for is a TemplateError naming the
+file: an applicant who asked for English never silently gets another one.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateNotFound,
+    select_autoescape,
 )
 from jinja2 import TemplateError as JinjaError
 
@@ -30,6 +37,11 @@ from mailbot.errors import TemplateError
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 _WEEKDAYS = "月火水木金土日"
+LANGUAGES = ("ja", "en")
+# Spelt out rather than strftime's %A/%B, which follow the machine's locale.
+_EN_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+              "September", "October", "November", "December")
 
 
 @dataclass(frozen=True)
@@ -48,30 +60,47 @@ def japanese_date(value: date | datetime | str) -> str:
     return f"{day.year}年{day.month}月{day.day}日（{_WEEKDAYS[day.weekday()]}）"
 
 
+def english_date(value: date | datetime | str) -> str:
+    """2025-01-31 -> Friday, 31 January 2025: unambiguous for readers of either date order."""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    day = value.date() if isinstance(value, datetime) else value
+    return f"{_EN_WEEKDAYS[day.weekday()]}, {day.day} {_EN_MONTHS[day.month - 1]} {day.year}"
+
+
+def hours_number(value: float) -> str:
+    """22.0 -> "22", 22.5 -> "22.5": hours as people write them (the ledger counts in 0.5 h)."""
+    return f"{value:g}" if float(value).is_integer() else f"{value:.1f}"
+
+
 def one_line(text: str) -> str:
     """Every control character and line break becomes a space; runs of spaces become one."""
     return " ".join(_CONTROL.sub(" ", text).split())
 
 
 class Renderer:
-    """Renders the templates of one folder (``templates/``) in one language."""
+    """Renders the templates of one folder (``templates/``); ``language`` is the default one."""
 
     def __init__(self, templates_dir: Path, language: str = "ja"):
         self.templates_dir = Path(templates_dir)
-        self.language = language
+        self.language = _checked_language(language)
         self.env = Environment(
             loader=FileSystemLoader(str(self.templates_dir)),
             undefined=StrictUndefined,
-            autoescape=False,  # plain text mail; the subject is made safe by one_line
+            # Plain text mail stays plain (the subject is made safe by one_line);
+            # HTML escapes everything it is given.
+            autoescape=select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
         )
         self.env.filters["jdate"] = japanese_date
+        self.env.filters["edate"] = english_date
+        self.env.filters["hours"] = hours_number
 
-    def render(self, name: str, **context: Any) -> RenderedMail:
-        """Render template ``name`` (e.g. "receipt"); TemplateError when missing or broken."""
-        template = self._template(name)
+    def render(self, name: str, *, language: str | None = None, **context: Any) -> RenderedMail:
+        """Render template ``name`` (e.g. "receipt") in ``language``; TemplateError when missing or broken."""
+        template = self._template(name, language or self.language)
         context = with_application(context)
         for block in ("subject", "body"):
             if block not in template.blocks:
@@ -83,10 +112,22 @@ class Renderer:
             raise TemplateError(f"template {template.name}: {exc}") from None
         return RenderedMail(subject=one_line(subject), body=_tidy(body))
 
-    def _template(self, name: str) -> Template:
+    def render_html(self, name: str, *, language: str | None = None, **context: Any) -> str:
+        """Render templates/<language>/<name>.html.j2 whole, every value HTML-escaped."""
+        template = self._template(name, language or self.language, suffix="html.j2")
+        try:
+            return template.render(with_application(context))
+        except JinjaError as exc:
+            raise TemplateError(f"template {template.name}: {exc}") from None
+
+    def exists(self, name: str, language: str) -> bool:
+        """Whether templates/<language>/<name>.txt.j2 is there (for previews and checks)."""
+        return (self.templates_dir / language / f"{name}.txt.j2").is_file()
+
+    def _template(self, name: str, language: str, suffix: str = "txt.j2") -> Template:
         if not _NAME.fullmatch(name):  # a name, never a path
             raise TemplateError(f"bad template name {name!r}")
-        path = f"{self.language}/{name}.txt.j2"
+        path = f"{_checked_language(language)}/{name}.{suffix}"
         try:
             return self.env.get_template(path)
         except TemplateNotFound:
@@ -97,6 +138,13 @@ class Renderer:
     @staticmethod
     def _block(template: Template, block: str, context: dict[str, Any]) -> str:
         return "".join(template.blocks[block](template.new_context(context)))
+
+
+def _checked_language(language: str) -> str:
+    """A language we have templates for; anything else would read a folder by a made-up name."""
+    if language not in LANGUAGES:
+        raise TemplateError(f"unknown language {language!r} (one of {', '.join(LANGUAGES)})")
+    return language
 
 
 def with_application(context: dict[str, Any]) -> dict[str, Any]:
