@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from mailbot import bounces, outbox
+from mailbot import bounces, language, outbox
 from mailbot.models import Application, OutboxMessage
 from mailbot.outbox import OutgoingFile
 
@@ -27,14 +27,15 @@ log = logging.getLogger(__name__)
 def send(session: Session, services, app: Application, template: str, *,
          attachments: tuple[OutgoingFile, ...] | list[OutgoingFile] = (), automatic: bool = False,
          **context: Any) -> OutboxMessage | None:
-    """Render ``template`` for ``app`` and queue it to the applicant; None when nobody can get it."""
+    """Render ``template`` for ``app`` in its language and queue it; None when nobody can get it."""
     to = reachable(session, app)
     if not to:
         log.warning("application=%s mail %s withheld: every address is held after a bounce",
                     app.reception_number, template)
         return None
     settings = services.settings
-    mail = services.renderer.render(template, app=app, program=settings.program, **context)
+    mail = services.renderer.render(template, language=language.of(session, services, app),
+                                    app=app, program=settings.program, **context)
     last, chain = thread(session, app)
     return outbox.enqueue(
         session, kind=template, to=to, subject=mail.subject, body=mail.body,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, cast, func, or_
 from sqlmodel import select
 
-from mailbot import bounces, outbox
+from mailbot import bounces, language, outbox
 from mailbot.models import Application, OutboxMessage, utcnow
 
 if TYPE_CHECKING:
@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def send(handling: Handling, template: str, *, app: Application | None = None, **context: Any) -> None:
-    """Render ``template`` for this message (and application) and queue it."""
+    """Render ``template`` for this message (and application) in its language and queue it."""
     settings = handling.services.settings
     mail = handling.services.renderer.render(
-        template, app=app, program=settings.program, sender_name=handling.msg.sender_name, **context
+        template, language=language.of(handling.session, handling.services, app),
+        app=app, program=settings.program, sender_name=handling.msg.sender_name, **context
     )
     msg = handling.msg
     to = within_reply_cap(handling, recipients(handling, app))
