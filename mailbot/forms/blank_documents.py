@@ -60,6 +60,7 @@ def held_info_list() -> bytes:
     book, sheet = _book(HELD_INFO_TITLE)
     _title(sheet, HELD_INFO_TITLE, len(HELD_INFO_HEADERS))
     sheet.append(["企業名：", None, None, "記入日：", None])
+    sheet.append([])
     sheet.append(list(HELD_INFO_HEADERS))
     _header_row(sheet, 4, len(HELD_INFO_HEADERS))
     for number in range(1, 21):
@@ -79,6 +80,7 @@ def self_check_sheet() -> bytes:
     headers = ("区分", "No.", "チェック項目", *ANSWERS, "備考")
     _title(sheet, SELF_CHECK_TITLE, len(headers))
     sheet.append(["企業名：", None, None, "記入日：", None])
+    sheet.append([])
     sheet.append(list(headers))
     _header_row(sheet, 4, len(headers))
     number = 0
