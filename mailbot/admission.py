@@ -77,7 +77,7 @@ def admit(
     """Queue a complete application if a place is free, else put it on the waiting list."""
     if app.state not in ADMITTABLE_STATES:
         raise WorkflowError(f"application {app.reception_number}: cannot admit from {app.state!r}")
-    _lock_queue(session)
+    lock(session)
     taken = _count(session, workflow.PLACE_STATES)
     if taken < program.cap:
         admission = Admission("queued", taken + 1)
@@ -93,7 +93,7 @@ def admit(
 
 def promote_next(session: Session, program: ProgramSettings, *, actor: str, reason: str) -> Application | None:
     """After a withdrawal or decline: the first on the waiting list takes a free place."""
-    _lock_queue(session)
+    lock(session)
     taken = _count(session, workflow.PLACE_STATES)
     first = waiting_list(session)[:1]
     if taken >= program.cap or not first:
@@ -101,6 +101,35 @@ def promote_next(session: Session, program: ProgramSettings, *, actor: str, reas
     first[0].position = taken + 1
     workflow.move(session, first[0], "queued", actor=actor, reason=reason)
     return first[0]
+
+
+def places_taken(session: Session) -> int:
+    """Places held now: queued, adopted and every later step."""
+    return _count(session, workflow.PLACE_STATES)
+
+
+def adopted_count(session: Session) -> int:
+    """Applications adopted so far (adopted and every later step)."""
+    return _count(session, ADOPTED_STATES)
+
+
+def first_ahead(session: Session, app: Application) -> Application | None:
+    """The application that comes before ``app`` in order: the first queued one, else
+    (for a waitlisted ``app``) the first on the waiting list; None when ``app`` is next."""
+    line = queue(session) or (waiting_list(session) if app.state == "waitlisted" else [])
+    return line[0] if line and line[0].id != app.id else None
+
+
+def live_positions(session: Session) -> dict[int, int]:
+    """Application id -> its place now: 1.. in the queue, 1.. on the waiting list.
+
+    ``Application.position`` is what the applicant was told when it queued;
+    after a withdrawal the others move up, and this is where they stand today.
+    """
+    ranks: dict[int, int] = {}
+    for line in (queue(session), waiting_list(session)):
+        ranks.update({app.id: rank for rank, app in enumerate(line, start=1)})
+    return ranks
 
 
 def queue(session: Session) -> list[Application]:
@@ -181,7 +210,7 @@ def _in_order(session: Session, state: str) -> list[Application]:
     return list(session.exec(query))
 
 
-def _lock_queue(session: Session) -> None:
+def lock(session: Session) -> None:
     """Serialise admissions on databases without BEGIN IMMEDIATE (row lock on PostgreSQL)."""
     query = select(Counter).where(Counter.name == QUEUE_LOCK).with_for_update()
     if session.exec(query).first() is None:

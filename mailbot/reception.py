@@ -7,7 +7,9 @@ The story of one application mail:
 2. outside the application period -> declined, the sender is told the dates;
 3. already complete -> nothing changes; the sender gets the receipt again;
 4. problems to fix -> needs_fix, with the exact list of what to fix;
-5. complete -> admitted in arrival order: queued within the cap, else waitlisted.
+5. complete -> admitted in arrival order: queued within the cap, else waitlisted;
+   under ``[workflow] auto_adopt`` a queued one first in line is adopted at once
+   (step 02) and gets one mail, the adoption mail that also confirms receipt.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import select
 
-from mailbot import admission, replies, workflow
+from mailbot import admission, adoption, replies, workflow
 from mailbot.forms.reading import FormReading
 from mailbot.models import Application, OutboxMessage, utcnow
 
@@ -57,9 +59,26 @@ def _judge(handling: Handling, app: Application, reading: FormReading) -> None:
         handling.session, app, arrived_at=handling.raw.arrived_at, uid=handling.raw.uid,
         program=handling.services.settings.program,
     )
+    if _adopted_at_once(handling, app):
+        return
     template = "receipt" if place.state == "queued" else "waitlisted"
     replies.send(handling, template, app=app, position=place.position,
                  cap=handling.services.settings.program.cap, warnings=problems)
+
+
+def _adopted_at_once(handling: Handling, app: Application) -> bool:
+    """``[workflow] auto_adopt``: adopt a queued application that is next in line.
+
+    One mail, not two: the adoption mail confirms the receipt and carries the
+    documents, where a receipt saying "screening follows" would be contradicted
+    by the adoption mail a second later.
+    """
+    if not adoption.can_auto_adopt(handling.session, handling.services, app):
+        return False
+    adoption.adopt(handling.session, handling.services, app, actor=ACTOR,
+                   reason="auto_adopt: complete, first in the queue, within the cap",
+                   with_receipt=True)
+    return True
 
 
 def _answer_complete(handling: Handling, app: Application) -> None:
