@@ -254,8 +254,9 @@ def _check_state(owner: Owner, step: Step, *, rescheduling: bool) -> None:
 def _new(owner: Owner, step: Step, wanted: Meeting, actor: str, domain: str) -> Appointment:
     # A state already "scheduled" without an appointment (a cancel the table could not
     # undo) still returns to the state the step needs when cancelled again.
+    # The UID must be globally unique (RFC 5545): random, under the program mailbox's domain.
     return Appointment(
-        uid=f"{uuid.uuid4()}@{domain}",  # RFC 5545: globally unique, so ours and the mailbox's domain step=step.key, sequence=0, actor=actor,
+        uid=f"{uuid.uuid4()}@{domain}", step=step.key, sequence=0, actor=actor,
         application_id=owner.id if isinstance(owner, Application) else None,
         consultation_id=owner.id if isinstance(owner, ConsultationRequest) else None,
         from_state=step.needs, **_when_where(wanted),

@@ -106,6 +106,7 @@ def test_the_interview_invitation_carries_a_valid_ics_and_says_the_same_in_japan
     assert content_type == "text/calendar; method=REQUEST"
     assert str(cal["METHOD"]) == "REQUEST" and cal.walk("VTIMEZONE")[0]["TZID"] == "Asia/Tokyo"
     assert str(event["UID"]) == appointment.uid and event.decoded("SEQUENCE") == 0
+    assert appointment.uid.endswith("@example.jp")
     assert event.decoded("DTSTART") == starts and str(event.decoded("DTSTART").tzinfo) == "Asia/Tokyo"
     assert event.decoded("DTEND") - event.decoded("DTSTART") == timedelta(minutes=60)
     assert event.decoded("DTSTAMP").tzinfo is not None
