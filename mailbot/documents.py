@@ -239,9 +239,10 @@ def receive(handling: Handling, verdict: Classification) -> None:
     if kinds >= set(KINDS):
         _all_received(handling, app, held)
     else:
-        missing = [TITLES[k] for k in KINDS if k not in kinds]
+        missing = [k for k in KINDS if k not in kinds]
         replies.send(handling, "documents_missing", app=app, documents=_latest(held), titles=TITLES,
-                     missing=missing, repeated=repeated, unknown=unknown)
+                     missing=[TITLES[k] for k in missing], missing_kinds=missing,
+                     repeated=repeated, unknown=unknown)
         raw.reason = f"{raw.reason}; still missing: {', '.join(k for k in KINDS if k not in kinds)}"
 
 
@@ -338,9 +339,11 @@ def _remind(session: Session, services: Services, app: Application, now: datetim
                                                       DocumentReminder.requested_at == requested)).first():
         return 0
     held = _latest(received(session, app, requested))
-    missing = [TITLES[k] for k in KINDS if k not in {doc.kind for doc in held}]
-    context = {"documents": held, "titles": TITLES, "missing": missing, "days": days,
-                   "requested_on": japanese_date(requested.astimezone(staff.TOKYO))}
+    missing = [k for k in KINDS if k not in {doc.kind for doc in held}]
+    local = requested.astimezone(staff.TOKYO)
+    context = {"documents": held, "titles": TITLES, "missing": [TITLES[k] for k in missing],
+               "missing_kinds": missing, "days": days, "requested_on": japanese_date(local),
+               "requested_date": local.date()}
     mail = letters.send(session, services, app, "documents_reminder", automatic=True, **context)
     session.flush()  # the reminder row names the mail's id
     session.add(DocumentReminder(application_id=app.id, requested_at=requested, sent_at=now,

@@ -400,3 +400,29 @@ def test_a_new_request_gets_its_own_reminder(services):
         row.at = asked + timedelta(days=10)
     assert documents.remind_due(services, now=asked + timedelta(days=16)) == 0
     assert documents.remind_due(services, now=asked + timedelta(days=17)) == 1
+
+
+# --- English ------------------------------------------------------------------------------------
+
+def test_an_english_speaking_applicant_gets_the_english_mails(tmp_path):
+    services = make_services(tmp_path)
+    asked = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
+    app_id = requested(services, at=asked)
+    with transaction(services.engine) as session:
+        app = session.get(Application, app_id)
+        app.fields = {**app.fields, "mail_language": "en"}
+        session.add(app)
+    process(services, reply(BOTH[1]))
+    assert documents.remind_due(services, now=asked + timedelta(days=8)) == 1
+    process(services, reply(BOTH[0]))
+    with transaction(services.engine) as session:
+        mails = {m.kind: m for m in session.exec(select(OutboxMessage))}
+    assert "Documents still missing" in mails["documents_missing"].subject
+    assert "- Held Information List (保有情報リスト)" in mails["documents_missing"].body
+    assert "June 1, 2026" in mails["documents_reminder"].body or "1 June 2026" in mails["documents_reminder"].body
+    assert "Reminder" in mails["documents_reminder"].subject and NUMBER in mails["documents_reminder"].subject
+    received_mail = mails["documents_received"]
+    assert "received" in received_mail.subject and NUMBER in received_mail.subject
+    assert "Information Management Self-Check Sheet (情報管理体制セルフチェックシート): 情報管理体制セルフチェックシート.xlsx" \
+        in received_mail.body
+    assert "保有情報リスト：" not in received_mail.body  # no Japanese template slipped in
