@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from mailbot import bounces, language, outbox
 from mailbot.models import Application, OutboxMessage
 from mailbot.outbox import OutgoingFile
+from mailbot.render import plain_address
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,11 @@ def send(session: Session, services, app: Application, template: str, *,
 
 
 def recipients(app: Application) -> list[str]:
-    """The form's contact e-mail first, then the address the application came from."""
-    return list(dict.fromkeys(a for a in (app.contact_email, app.sender) if a))
+    """The form's contact e-mail first, then the address the application came from.
+
+    An address that could not go into To: as it is (a space, "=?") is left out.
+    """
+    return list(dict.fromkeys(a for a in (app.contact_email, app.sender) if a and plain_address(a)))
 
 
 def reachable(session: Session, app: Application) -> list[str]:

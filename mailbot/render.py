@@ -35,6 +35,7 @@ from jinja2 import TemplateError as JinjaError
 from mailbot.errors import TemplateError
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+_PLAIN_ADDRESS = re.compile(r"[^@\s<>,;\"()\[\]\\]+@[^@\s<>,;\"()\[\]\\]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 _WEEKDAYS = "月火水木金土日"
 LANGUAGES = ("ja", "en")
@@ -73,9 +74,22 @@ def hours_number(value: float) -> str:
     return f"{value:g}" if float(value).is_integer() else f"{value:.1f}"
 
 
+def plain_address(address: str) -> bool:
+    """Whether ``address`` can go into To: as it is: one bare address, no space or control
+    character, nothing a header parser would decode ("=?", see one_line)."""
+    return bool(_PLAIN_ADDRESS.fullmatch(address)) and "=?" not in address and not _CONTROL.search(address)
+
+
 def one_line(text: str) -> str:
-    """Every control character and line break becomes a space; runs of spaces become one."""
-    return " ".join(_CONTROL.sub(" ", text).split())
+    """Text safe for a header: one line, and nothing a mail parser would decode into more.
+
+    Every control character and line break becomes a space; runs of spaces
+    become one. "=?" becomes "= ?": text that looks like an RFC 2047 encoded
+    word (=?utf-8?b?DQpCY2M6IC4uLg==?=) is otherwise decoded by Python's own
+    header parser when the header is set (3.11 before the fix for
+    CVE-2024-6923), and a line break inside it becomes a header of its own.
+    """
+    return " ".join(_CONTROL.sub(" ", text).split()).replace("=?", "= ?")
 
 
 class Renderer:

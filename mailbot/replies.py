@@ -18,6 +18,7 @@ from sqlmodel import select
 
 from mailbot import bounces, language, outbox
 from mailbot.models import Application, OutboxMessage, utcnow
+from mailbot.render import plain_address
 
 if TYPE_CHECKING:
     from mailbot.pipeline import Handling
@@ -54,11 +55,18 @@ def send(handling: Handling, template: str, *, app: Application | None = None, *
 
 
 def recipients(handling: Handling, app: Application | None) -> list[str]:
-    """The sender (its Reply-To if set) and the form's contact e-mail, once each."""
+    """The sender (its Reply-To if set) and the form's contact e-mail, once each.
+
+    An address that could not go into To: as it is (a space, "=?") is left
+    out rather than written: applicant text never shapes a header.
+    """
     addresses = list(handling.msg.reply_to) or [handling.msg.sender]
     if app is not None and app.contact_email:
         addresses.append(app.contact_email)
-    return addresses
+    unusable = [a for a in addresses if not plain_address(a)]
+    if unusable:
+        log.warning("message=%s not answered at unusable addresses %r", handling.raw.id, unusable)
+    return [a for a in addresses if plain_address(a)]
 
 
 def within_reply_cap(handling: Handling, addresses: list[str]) -> list[str]:
