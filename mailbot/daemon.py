@@ -24,7 +24,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from mailbot import health, outbox
+from mailbot import documents, health, outbox
 from mailbot.errors import ImapError, TransportError
 from mailbot.intake.imap import Mailbox
 from mailbot.intake.poller import PollReport, poll
@@ -60,6 +60,8 @@ def run_once(services: Services, connect: Callable[[], Mailbox] | None = None) -
     # After every attempt, good or bad: staff hear once when polling has failed for
     # too long, and once when it works again; the drain below sends that mail now.
     health.watch(services, error=error)
+    # Step 03: applications past the documents deadline get their one reminder (sent below).
+    documents.remind_due(services)
     drained = outbox.send_pending(services.engine, services.settings.smtp)
     return CycleReport(report, drained.sent, drained.retried, drained.failed)
 

@@ -30,7 +30,7 @@ import re
 import unicodedata
 import zipfile
 import zlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import ParseError as XmlParseError
@@ -47,7 +47,7 @@ from sqlmodel import Session, select
 from mailbot import letters, reception, replies, staff, workflow
 from mailbot.config import Settings
 from mailbot.db import transaction
-from mailbot.errors import ConfigError, MailbotError
+from mailbot.errors import ConfigError, MailbotError, WorkflowError
 from mailbot.models import Application, Transition, utcnow
 from mailbot.render import japanese_date
 from mailbot.tables.documents import DocumentReminder, ReceivedDocument
@@ -353,3 +353,40 @@ def _remind(session: Session, services: Services, app: Application, now: datetim
                  reminded_to=mail.to_addrs if mail else [], **context)
     session.flush()
     return 1
+
+
+# --- for staff ------------------------------------------------------------------------
+
+
+def summary(session: Session, app: Application) -> dict:
+    """What arrived and what is missing for the current request (for `mailbot documents`, JSON-ready)."""
+    since = request_time(session, app)
+    current = {doc.id for doc in received(session, app, since)} if since else set()
+    files = [{"kind": doc.kind, "title": TITLES[doc.kind], "filename": doc.filename, "size": doc.size,
+              "sha256": doc.sha256, "received_at": _iso(doc.received_at), "raw_message_id": doc.raw_message_id,
+              "current_request": doc.id in current} for doc in received(session, app)]
+    have = {f["kind"] for f in files if f["current_request"]}
+    return {"reception_number": app.reception_number, "state": app.state, "requested_at": _iso(since),
+            "missing": [k for k in KINDS if k not in have] if since else [], "documents": files}
+
+
+def request_again(session: Session, services: Services, app: Application, *, actor: str, reason: str,
+                  note: str | None = None):
+    """Staff found a received document unusable: back to documents_requested, the applicant asked again.
+
+    The mail attaches both blank documents again; ``note`` (optional) is
+    quoted to the applicant, ``reason`` stays in the history.
+    """
+    if app.state != "documents_received":
+        raise WorkflowError(f"application {app.reception_number}: documents can be asked for again only "
+                            f"in 'documents_received', not in {app.state!r}")
+    workflow.move(session, app, "documents_requested", actor=actor, reason=reason)
+    return letters.send(session, services, app, "documents_requested_again",
+                        attachments=blank_files(services.settings), note=note)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.isoformat(timespec="seconds")

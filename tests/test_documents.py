@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -18,14 +19,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reportlab.pdfgen.canvas import Canvas
 from sqlmodel import select
+from typer.testing import CliRunner
 
 from mailbot import config, documents, pipeline, workflow
+from mailbot.cli import app as cli
 from mailbot.db import transaction
 from mailbot.errors import ConfigError
 from mailbot.forms.blank_documents import held_info_list, self_check_sheet, write
 from mailbot.forms.fill import MINCHO
 from mailbot.models import Application, OutboxMessage, RawMessage, Transition
+from mailbot.outbox import attachments_of
 from mailbot.tables.documents import DocumentReminder, ReceivedDocument
+from tests.test_adoption import make as make_adoption_services
 from tests.test_staff import FROM, STAFF, make_services
 
 NUMBER = "TS-2026-0007"
@@ -426,3 +431,49 @@ def test_an_english_speaking_applicant_gets_the_english_mails(tmp_path):
     assert "Information Management Self-Check Sheet (情報管理体制セルフチェックシート): 情報管理体制セルフチェックシート.xlsx" \
         in received_mail.body
     assert "保有情報リスト：" not in received_mail.body  # no Japanese template slipped in
+
+
+# --- the staff commands ----------------------------------------------------------------------------
+
+def mailbot(tmp_path, *args: str):
+    return CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), *args], env={"COLUMNS": "220"})
+
+
+def test_documents_lists_what_arrived_and_saves_the_files(tmp_path):
+    services = make_adoption_services(tmp_path)
+    requested(services)
+    process(services, reply(("../../回答.xlsx", held_info_list())))
+    result = mailbot(tmp_path, "documents", NUMBER)
+    assert result.exit_code == 0, result.output
+    assert "documents_requested" in result.stdout and "missing: 情報管理体制セルフチェックシート" in result.stdout
+    assert "保有情報リスト" in result.stdout and "回答.xlsx" in result.stdout
+    saved = mailbot(tmp_path, "documents", NUMBER, "--json", "--save", str(tmp_path / "out"))
+    data = json.loads(saved.stdout)
+    assert data["missing"] == [CHECK] and [d["kind"] for d in data["documents"]] == [HELD]
+    assert data["documents"][0]["current_request"] is True
+    assert data["saved"] == [str(tmp_path / "out" / "01-回答.xlsx")]  # never outside DIR
+    assert (tmp_path / "out" / "01-回答.xlsx").read_bytes() == held_info_list()
+    unknown = mailbot(tmp_path, "documents", "TS-2026-9999")
+    assert unknown.exit_code == 1 and unknown.stderr.startswith("mailbot: ")
+
+
+def test_request_documents_asks_again_only_after_receipt(tmp_path):
+    services = make_adoption_services(tmp_path)
+    app_id = requested(services)
+    early = mailbot(tmp_path, "request-documents", NUMBER, "--reason", "x", "--by", "kawano")
+    assert early.exit_code == 1 and "'documents_requested'" in early.stderr
+    process(services, reply(*BOTH))
+    result = mailbot(tmp_path, "request-documents", NUMBER, "--reason", "リストが空欄",
+                     "--note", "保有情報リストの「保管場所」欄をご記入ください。", "--by", "kawano")
+    assert result.exit_code == 0, result.output
+    assert f"{NUMBER}: documents_requested again; mail queued to {CONTACT}, {APPLIED_FROM}" in result.stdout
+    with transaction(services.engine) as session:
+        app = session.get(Application, app_id)
+        last = workflow.history(session, app)[-1]
+        mail = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "documents_requested_again")).one()
+        files = attachments_of(session, mail.id)
+    assert app.state == "documents_requested" and (last.actor, last.reason) == ("kawano", "リストが空欄")
+    assert NUMBER in mail.subject and "「保管場所」欄をご記入ください" in mail.body
+    assert [f.filename for f in files] == ["保有情報リスト.xlsx", "情報管理体制セルフチェックシート.xlsx"]
+    listing = json.loads(mailbot(tmp_path, "documents", NUMBER, "--json").stdout)
+    assert listing["missing"] == [HELD, CHECK] and not any(d["current_request"] for d in listing["documents"])
