@@ -98,6 +98,28 @@ def test_adopted_and_later_hold_places_withdrawn_and_declined_do_not(engine):
             "waitlisted", 1)
 
 
+def test_first_ahead_and_live_positions_after_a_withdrawal(engine):
+    """The queue's head is ahead of everyone else; live positions close the gap a withdrawal leaves,
+    while ``position`` keeps what each applicant was told."""
+    with transaction(engine) as session:
+        apps = [received(session, f"会社{n}") for n in range(5)]
+        for n, app in enumerate(apps):
+            admit(session, app, arrived_at=T0 + timedelta(minutes=n), uid=n, program=program(3))
+        assert admission.first_ahead(session, apps[0]) is None
+        assert admission.first_ahead(session, apps[2]) is apps[0]
+        assert admission.first_ahead(session, apps[3]) is apps[0]  # waitlisted: the queue comes first
+        workflow.move(session, apps[1], "withdrawn", actor="service", reason="辞退")
+        ranks = admission.live_positions(session)
+        assert [ranks.get(a.id) for a in apps] == [1, None, 2, 1, 2]
+        assert [a.position for a in apps] == [1, 2, 3, 1, 2]
+        assert (admission.places_taken(session), admission.adopted_count(session)) == (2, 0)
+        for app in (apps[0], apps[2]):
+            workflow.move(session, app, "adopted", actor="泉", reason="screened")
+        assert admission.first_ahead(session, apps[4]) is apps[3]  # queue empty: the waiting list's head
+        assert admission.first_ahead(session, apps[3]) is None
+        assert (admission.places_taken(session), admission.adopted_count(session)) == (2, 2)
+
+
 def test_needs_fix_holds_no_place_and_queues_when_complete(engine):
     with transaction(engine) as session:
         first = received(session, "先に届いた会社")
