@@ -179,6 +179,7 @@ def schedule(session: Session, services, ref: str, step_name: str, wanted: Meeti
     domain = services.settings.smtp.from_address.rpartition("@")[2] or "mailbot"
     appointment = _reschedule(current, wanted, actor) if current else _new(owner, step, wanted, actor, domain)
     session.add(appointment)
+    _close_earlier(session, owner, step)
     session.flush()
     reason = (f"{step.key} rescheduled from {before['when']} to {_facts(appointment)['when']}" if before
               else f"{step.key} on {_facts(appointment)['when']} with {wanted.expert}")
@@ -194,6 +195,9 @@ def cancel(session: Session, services, ref: str, step_name: str, *, actor: str,
     appointment = active(session, owner, step.key)
     if appointment is None:
         raise WorkflowError(f"{number_of(owner)}: no {step.key} is scheduled (state {owner.state!r})")
+    if owner.state != step.leads_to:  # the meeting is behind it: the application has moved on
+        raise WorkflowError(f"{number_of(owner)}: the {step.key} cannot be cancelled in state "
+                            f"{owner.state!r} (only in {step.leads_to!r})")
     appointment.state, appointment.sequence = "cancelled", appointment.sequence + 1
     appointment.reason, appointment.updated_at = one_line(reason) or None, utcnow()
     session.add(appointment)
@@ -227,11 +231,11 @@ def _check_fits(owner: Owner, step: Step, wanted: Meeting, program, now: datetim
         kinds = "a consultation request (TS-C-...)" if step.for_desk else "an application"
         raise WorkflowError(f"{number_of(owner)}: the {step.key} step is for {kinds}")
     if wanted.starts_at <= now:
-        raise WorkflowError(f"{_when(wanted.starts_at, wanted.minutes)} is in the past "
+        raise WorkflowError(f"{when(wanted.starts_at, wanted.minutes)} is in the past "
                             f"(now {staff.when(now)} Asia/Tokyo)")
     last_day = support_ends(program)
     if wanted.starts_at.astimezone(TOKYO).date() > last_day:
-        raise WorkflowError(f"{_when(wanted.starts_at, wanted.minutes)} is after the support period "
+        raise WorkflowError(f"{when(wanted.starts_at, wanted.minutes)} is after the support period "
                             f"ends ({japanese_date(last_day)})")
 
 
@@ -263,6 +267,14 @@ def _new(owner: Owner, step: Step, wanted: Meeting, actor: str, domain: str) -> 
     )
 
 
+def _close_earlier(session: Session, owner: Owner, step: Step) -> None:
+    """Scheduling the follow-up means the interview took place: it is done, not pending."""
+    for earlier in appointments(session, owner, state="scheduled"):
+        if earlier.step != step.key:
+            earlier.state, earlier.updated_at = "done", utcnow()
+            session.add(earlier)
+
+
 def _reschedule(appointment: Appointment, wanted: Meeting, actor: str) -> Appointment:
     for key, value in _when_where(wanted).items():
         setattr(appointment, key, value)
@@ -281,12 +293,12 @@ def _facts(appointment: Appointment) -> dict:
     starts = appointment.starts_at.astimezone(TOKYO)
     ends = starts + timedelta(minutes=appointment.minutes)
     return {"starts": starts, "start": f"{starts:%H:%M}", "end": f"{ends:%H:%M}",
-            "minutes": appointment.minutes, "when": _when(starts, appointment.minutes),
+            "minutes": appointment.minutes, "when": when(starts, appointment.minutes),
             "place": appointment.place, "url": appointment.url, "expert": appointment.expert}
 
 
-def _when(moment: datetime, minutes: int) -> str:
-    """2026年12月3日（木）14:00〜15:00 (Tokyo)."""
+def when(moment: datetime, minutes: int) -> str:
+    """A meeting's time as staff and applicants read it: 2026年12月3日（木） 14:00〜15:00 (Tokyo)."""
     starts = moment.astimezone(TOKYO)
     ends = starts + timedelta(minutes=minutes)
     return f"{japanese_date(starts)} {starts:%H:%M}〜{ends:%H:%M}"
@@ -355,12 +367,20 @@ def _event(appointment: Appointment, services, owner: Owner, step: Step, method:
     if appointment.url:
         event.add("url", appointment.url)
     event.add("description", _description(appointment, owner, step))
-    smtp = services.settings.smtp
+    _add_people(event, services.settings.smtp, owner)
+    return event
+
+
+def _add_people(event: Event, smtp, owner: Owner) -> None:
+    """ORGANIZER: the program mailbox; ATTENDEE: the applicant's contact.
+
+    RSVP=FALSE: an accept/decline reply would land in the program mailbox as
+    a mail for staff to read, for every invitation.
+    """
     event.add("organizer", _address(smtp.from_address, smtp.from_name or "ジェトロ知的財産課"))
     attendee = _address(_contact_email(owner), _contact_name(owner))
     attendee.params.update({"ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION", "RSVP": "FALSE"})
     event.add("attendee", attendee)
-    return event
 
 
 def _description(appointment: Appointment, owner: Owner, step: Step) -> str:

@@ -309,3 +309,18 @@ def test_the_commands_schedule_cancel_and_refuse_with_exit_1(tmp_path):
     with transaction(services.engine) as session:
         [appointment] = session.exec(select(Appointment)).all()
     assert appointment.minutes == services.settings.workflow.meeting_minutes and appointment.actor == "kawano"
+
+
+def test_the_interview_is_done_once_the_followup_is_set_and_cannot_be_cancelled_after_it(services):
+    add_application(services)
+    interview, _ = run_schedule(services)
+    with transaction(services.engine) as session:
+        app = session.exec(select(Application)).one()
+        workflow.move(session, app, "in_service", actor="kawano", reason="interview held")
+    with pytest.raises(WorkflowError, match="interview cannot be cancelled in state 'in_service'"):
+        with transaction(services.engine) as session:
+            schedule.cancel(session, services, NUMBER, "interview", actor="kawano")
+    run_schedule(services, step="followup")
+    with transaction(services.engine) as session:
+        states = {a.step: a.state for a in session.exec(select(Appointment))}
+    assert states == {"interview": "done", "followup": "scheduled"}

@@ -42,7 +42,7 @@ def _row(session, request) -> dict:
         "program_year": request.program_year, "company_name": request.company_name,
         "corporate_number": request.corporate_number, "contact_name": request.contact_name,
         "contact_email": request.contact_email or request.sender, "received_at": request.created_at.isoformat(),
-        "meeting": schedule._when(meeting.starts_at, meeting.minutes) if meeting else None,
+        "meeting": schedule.when(meeting.starts_at, meeting.minutes) if meeting else None,
         "expert": meeting.expert if meeting else None,
         "repeat_of": request.repeat_of, "problems": [p["code"] for p in request.problems],
         "topic": request.fields.get("topic"),

@@ -12,13 +12,16 @@ service's next cycle (the outbox).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import typer
 
 from mailbot import schedule as use_case
 from mailbot.cli import app, load_services
 from mailbot.commands import by_option
 from mailbot.db import transaction
-from mailbot.errors import WorkflowError
+from mailbot.errors import MailbotError
 
 _ID = typer.Argument(..., metavar="ID", help="Reception number (TS-2026-0001), desk request (TS-C-2026-0001) or id.")
 _STEP = typer.Option(..., "--step", help="interview, followup or consultation (a desk request).")
@@ -42,7 +45,7 @@ def schedule_command(
         wanted = use_case.meeting(at, minutes=length, expert=expert, place=place, url=url)
         appointment, mail = use_case.schedule(session, services, ref, step, wanted, actor=by)
         verb = "rescheduled" if appointment.sequence else "scheduled"
-        typer.echo(f"{ref}: {appointment.step} {verb} for {use_case._when(appointment.starts_at, appointment.minutes)}"
+        typer.echo(f"{ref}: {appointment.step} {verb} for {use_case.when(appointment.starts_at, appointment.minutes)}"
                    f" with {appointment.expert} (calendar UID {appointment.uid}, sequence {appointment.sequence})")
         _say_mail(mail, "invitation")
 
@@ -71,7 +74,7 @@ def complete_command(ref: str = _ID, by: str = by_option()) -> None:
     with _refusals(), transaction(services.engine) as session:
         owner, mail = use_case.complete(session, services, ref, actor=by)
         typer.echo(f"{ref}: {owner.state}")
-        if use_case.number_of(owner) != ref or mail is not None or owner.state == "completed":
+        if owner.state == "completed":  # a desk request's "done" sends nothing
             _say_mail(mail, "closing thank-you")
 
 
@@ -82,14 +85,12 @@ def _say_mail(mail, what: str) -> None:
         typer.echo(f"{what} queued to {', '.join(mail.to_addrs)} (sent by the next cycle)")
 
 
-class _refusals:
-    """A refused action exits 1 with ``mailbot: <why>``; nothing of it is committed."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if isinstance(exc, WorkflowError):
-            typer.echo(f"mailbot: {exc}", err=True)
-            raise typer.Exit(1) from None
-        return False
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A refused action (or a template that cannot render) exits 1 with ``mailbot: <why>``;
+    it is raised inside the transaction, so nothing of it is committed."""
+    try:
+        yield
+    except MailbotError as exc:
+        typer.echo(f"mailbot: {exc}", err=True)
+        raise typer.Exit(1) from None
