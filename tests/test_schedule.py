@@ -324,3 +324,18 @@ def test_the_interview_is_done_once_the_followup_is_set_and_cannot_be_cancelled_
     with transaction(services.engine) as session:
         states = {a.step: a.state for a in session.exec(select(Appointment))}
     assert states == {"interview": "done", "followup": "scheduled"}
+
+
+def test_applicant_text_cannot_break_the_calendar_file(services):
+    with transaction(services.engine) as session:
+        session.add(Application(reception_number=NUMBER, state="documents_received", sender=APPLIED_FROM,
+                                company_name='株式会社"X"\r\nATTENDEE:mailto:evil@attacker.example',
+                                contact_email=CONTACT, thread_message_id=THREAD,
+                                fields={"contact_name": '田中";RSVP=TRUE\r\nORGANIZER:mailto:evil@attacker.example'}))
+    _, mail = run_schedule(services)
+    raw = ics_of(services, mail)[1].to_ical().decode()
+    event = event_of(Calendar.from_ical(raw))
+    people = [(k, str(v)) for k, v in event.property_items() if k in ("ATTENDEE", "ORGANIZER")]
+    assert people == [("ATTENDEE", f"mailto:{CONTACT}"), ("ORGANIZER", f"mailto:{FROM}")]
+    assert str(event["ATTENDEE"]) == f"mailto:{CONTACT}" and event["ATTENDEE"].params["RSVP"] == "FALSE"
+    assert "\n" not in event["ATTENDEE"].params["CN"] and str(event["ORGANIZER"]) == f"mailto:{FROM}"
