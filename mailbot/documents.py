@@ -48,13 +48,14 @@ from mailbot import letters, reception, replies, staff, workflow
 from mailbot.config import Settings
 from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, WorkflowError
+from mailbot.intake import archives
+from mailbot.intake.message import Attachment
 from mailbot.models import Application, Transition, utcnow
 from mailbot.render import japanese_date
 from mailbot.tables.documents import DocumentReminder, ReceivedDocument
 
 if TYPE_CHECKING:
     from mailbot.intake.classify import Classification
-    from mailbot.intake.message import Attachment
     from mailbot.pipeline import Handling
     from mailbot.services import Services
 from mailbot.forms.blank_documents import BLANK_DIR, HELD_INFO_FILE, SELF_CHECK_FILE
@@ -243,7 +244,7 @@ def receive(handling: Handling, verdict: Classification) -> None:
         replies.send(handling, "documents_missing", app=app, documents=_latest(held), titles=TITLES,
                      missing=[TITLES[k] for k in missing], missing_kinds=missing,
                      repeated=repeated, unknown=unknown)
-        raw.reason = f"{raw.reason}; still missing: {', '.join(k for k in KINDS if k not in kinds)}"
+        raw.reason = f"{raw.reason}; still missing: {', '.join(missing)}"
 
 
 def _all_received(handling: Handling, app: Application, held: list[ReceivedDocument]) -> None:
@@ -276,10 +277,58 @@ def _record(handling: Handling, app: Application, since: datetime | None):
 
 
 def document_files(handling: Handling) -> list[Attachment]:
-    """The mail's files of the kinds rules/triage.toml counts as documents (no inline images)."""
+    """The mail's files of the kinds rules/triage.toml counts as documents (no inline images).
+
+    A zip counts by what is in it: its PDFs are already attachments of their
+    own (intake.mime), its spreadsheets are taken out here.
+    """
     endings = handling.services.triage.document_extensions
-    return [a for a in handling.msg.attachments
-            if not a.inline and (a.filename or "").lower().endswith(endings)]
+    files = []
+    for attachment in handling.msg.attachments:
+        if attachment.inline or not (attachment.filename or "").lower().endswith(endings):
+            continue
+        if archives.is_zip(attachment):
+            files.extend(spreadsheets_in_zip(attachment))
+        else:
+            files.append(attachment)
+    return files
+
+
+SPREADSHEET_ENDINGS = (".xlsx", ".xlsm", ".xls")
+_UTF8_NAME, _ENCRYPTED = 0x800, 0x1  # zip flag bits: the name is UTF-8; the member is encrypted
+
+
+def spreadsheets_in_zip(attachment: Attachment) -> list[Attachment]:
+    """The Excel files inside a zip, each read with a size cap; [] when none can be taken out."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(attachment.data)) as archive:
+            if len(archive.infolist()) > archives.MAX_MEMBERS:
+                return []
+            return [file for member in archive.infolist() if (file := _spreadsheet(archive, member))]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError) as exc:
+        log.info("zip %r left closed: %s", attachment.filename, exc)
+        return []
+
+
+def _spreadsheet(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Attachment | None:
+    name = _member_name(member).rsplit("/", 1)[-1]
+    if member.is_dir() or member.flag_bits & _ENCRYPTED or not name.lower().endswith(SPREADSHEET_ENDINGS):
+        return None
+    with archive.open(member) as handle:
+        data = handle.read(archives.MAX_PDF_BYTES + 1)  # the declared size of a bomb cannot be trusted
+    if len(data) > archives.MAX_PDF_BYTES:
+        return None
+    return Attachment(filename=name, content_type=content_type(name), data=data)
+
+
+def _member_name(member: zipfile.ZipInfo) -> str:
+    """Windows zips store Japanese names in cp932 without saying so (as intake.archives reads them)."""
+    if member.flag_bits & _UTF8_NAME:
+        return member.filename
+    try:
+        return member.filename.encode("cp437").decode("cp932")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return member.filename
 
 
 def request_time(session: Session, app: Application) -> datetime | None:

@@ -324,6 +324,20 @@ def test_a_resend_of_the_same_file_is_not_a_second_document(services):
     assert "・情報管理体制セルフチェックシート" in mails[-1].body
 
 
+def test_excel_files_in_a_zip_count(services):
+    app_id = requested(services)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("提出書類/保有情報リスト.xlsx", BOTH[0][1])
+        archive.writestr("提出書類/check.xlsx", BOTH[1][1])
+        archive.writestr("提出書類/readme.txt", "説明")
+    process(services, reply(("提出書類.zip", out.getvalue())))
+    app_state, docs, mails = state(services, app_id)
+    assert app_state == "documents_received"
+    assert [(d.kind, d.filename) for d in docs] == [(HELD, "保有情報リスト.xlsx"), (CHECK, "check.xlsx")]
+    assert "check.xlsx" in mails[-1].body
+
+
 def test_the_thread_is_found_by_in_reply_to_when_the_subject_lost_the_number(services):
     app_id = requested(services)
     process(services, reply(*BOTH, subject="Re: 書類送付"))
