@@ -176,14 +176,14 @@ def schedule(session: Session, services, ref: str, step_name: str, wanted: Meeti
     current = active(session, owner, step.key)
     _check_state(owner, step, rescheduling=current is not None)
     before = _facts(current) if current else None
-    domain = services.settings.smtp.from_address.rpartition("@")[2] or "mailbot"
-    appointment = _reschedule(current, wanted, actor) if current else _new(owner, step, wanted, actor, domain)
+    appointment = _reschedule(current, wanted, actor) if current else _new(
+        owner, step, wanted, actor, services.settings.smtp.from_address.rpartition("@")[2] or "mailbot")
     session.add(appointment)
     _close_earlier(session, owner, step)
     session.flush()
-    reason = (f"{step.key} rescheduled from {before['when']} to {_facts(appointment)['when']}" if before
-              else f"{step.key} on {_facts(appointment)['when']} with {wanted.expert}")
-    _move(session, owner, step.leads_to, actor, reason)
+    after = _facts(appointment)["when"]
+    _move(session, owner, step.leads_to, actor, f"{step.key} rescheduled from {before['when']} to {after}"
+          if before else f"{step.key} on {after} with {wanted.expert}")
     mail = _send(session, services, owner, "invitation", appointment, step, ICS_REQUEST, previous=before)
     return appointment, mail
 
@@ -211,14 +211,13 @@ def cancel(session: Session, services, ref: str, step_name: str, *, actor: str,
 def complete(session: Session, services, ref: str, *, actor: str) -> tuple[Owner, OutboxMessage | None]:
     """After the follow-up: completed and the closing thank-you; a desk request: done (no mail)."""
     owner = find(session, ref)
+    _move(session, owner, "done" if isinstance(owner, ConsultationRequest) else "completed", actor,
+          "follow-up held; support completed")
     for appointment in appointments(session, owner, state="scheduled"):
         appointment.state, appointment.updated_at = "done", utcnow()
         session.add(appointment)
     if isinstance(owner, ConsultationRequest):
-        desk.move(owner, "done")
-        session.add(owner)
         return owner, None
-    workflow.move(session, owner, "completed", actor=actor, reason="follow-up held; support completed")
     return owner, letters.send(session, services, owner, "completed")
 
 

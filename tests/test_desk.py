@@ -212,3 +212,18 @@ def test_the_consultations_command_lists_requests_as_json(tmp_path):
     assert rows[1]["repeat_of"] == rows[0]["id"]
     table = CliRunner().invoke(cli, ["--config", config_path, "consultations", "--state", "refused"])
     assert table.exit_code == 0 and "（1件）" in table.output and "refused" in table.output
+
+
+def test_complete_marks_a_held_desk_meeting_done_and_refuses_one_never_scheduled(services):
+    send_request(services)
+    [request] = requests(services)
+    with pytest.raises(WorkflowError, match="from 'received' to 'done'"):
+        with transaction(services.engine) as session:
+            schedule.complete(session, services, request.number, actor="izumi")
+    with transaction(services.engine) as session:
+        wanted = schedule.meeting(in_days(5), minutes=60, expert="鈴木", place="会議室B")
+        appointment, _ = schedule.schedule(session, services, request.number, "consultation", wanted, actor="izumi")
+    with transaction(services.engine) as session:
+        owner, mail = schedule.complete(session, services, request.number, actor="izumi")
+        held = session.get(type(appointment), appointment.id)
+    assert (owner.state, mail, held.state) == ("done", None, "done")
