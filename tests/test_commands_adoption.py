@@ -141,6 +141,7 @@ def test_applications_lists_in_queue_order_with_live_positions(four, tmp_path):
     table = [line for line in text.stdout.splitlines() if "TS-2026" in line]
     assert [line.split("│")[1].strip() for line in table] == [number(n) for n in (1, 2, 3, 4, 5)]
     assert "株式会社テスト4" in table[3] and "waitlisted" in table[4]
+    assert "2026-06-01 09:01" in table[0]  # queued at 00:01 UTC, shown in Japan time
 
 
 def test_applications_refuses_an_unknown_state(four, tmp_path):
@@ -152,7 +153,8 @@ def test_show_gives_fields_history_and_mails(four, tmp_path):
     mailbot(tmp_path, "adopt", "--by", STAFF)
     data = json.loads(mailbot(tmp_path, "show", number(1), "--json").stdout)
     assert (data["reception_number"], data["state"], data["sender"]) == (number(1), "documents_requested", sender(1))
-    assert data["fields"] == {"contact_name": "田中 1郎"} and data["seal"] == {"present": True, "near_field": True}
+    assert data["fields"] == {"contact_name": "田中 1郎"} and data["seal"] == "ok"
+    assert data["seal_reading"] == {"present": True, "near_field": True}
     assert [(h["from"], h["to"], h["by"]) for h in data["history"]] == [
         (None, "received", "service"), ("received", "queued", "service"),
         ("queued", "adopted", STAFF), ("adopted", "documents_requested", STAFF)]

@@ -13,6 +13,7 @@ withdrawal can be ahead of the number its receipt gave.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -89,7 +90,7 @@ def details(session: Session, reception_number: str) -> dict[str, Any]:
     data = _summary(app_, arrived, admission.live_positions(session).get(app_.id))
     data.update(
         sender=app_.sender, contact_email=app_.contact_email, corporate_number=app_.corporate_number,
-        position_given=app_.position, fields=app_.fields, seal=app_.seal, problems=app_.problems,
+        position_given=app_.position, fields=app_.fields, seal_reading=app_.seal, problems=app_.problems,
         history=[_transition(t) for t in workflow.history(session, app_)],
         mails=[_mail(m) for m in session.exec(select(OutboxMessage).where(
             OutboxMessage.application_id == app_.id).order_by(OutboxMessage.id))],
@@ -140,7 +141,7 @@ def _iso(moment) -> str | None:
 
 
 def _listing_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="applications in queue order")
+    table = Table(title="applications in queue order (times in Japan time)")
     for column in ("reception", "state", "company", "region", "hours", "received", "queued",
                    "pos", "seal"):
         table.add_column(column, justify="right" if column in ("hours", "pos") else "left")
@@ -157,7 +158,8 @@ def _print_details(console: Console, data: dict[str, Any]) -> None:
     console.print(f"[bold]{data['reception_number']}[/bold]  {data['state']}  "
                   f"{escape(data['company_name'] or '-')}  ({escape(data['country'] or '-')})")
     console.print(f"position now: {_text(data['position'])} (given: {_text(data['position_given'])})  "
-                  f"seal: {data['seal']}  hours asked: {_text(data['hours_requested'])}")
+                  f"seal: {data['seal']} {escape(_text(data['seal_reading']))}  "
+                  f"hours asked: {_text(data['hours_requested'])}")
     console.print(_pairs("fields", {**data["fields"], "sender": data["sender"]}))
     if data["problems"]:
         console.print(_rows("problems", ["code", "severity", "message"], [
@@ -188,4 +190,7 @@ def _text(value: Any) -> str:
 
 
 def _short(iso: str | None) -> str:
-    return iso[:16].replace("T", " ") if iso else "-"
+    """An ISO UTC time as staff in Tokyo read it: 2026-06-01 09:01 (JST)."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(admission.TOKYO).strftime("%Y-%m-%d %H:%M")
