@@ -236,15 +236,18 @@ def receive(handling: Handling, verdict: Classification) -> None:
                       f"documents: {len(new)} recorded, no automatic reply, left for staff")
         return
     held = received(session, app, since)
-    kinds = {doc.kind for doc in held}
-    if kinds >= set(KINDS):
+    if {doc.kind for doc in held} >= set(KINDS):
         _all_received(handling, app, held)
     else:
-        missing = [k for k in KINDS if k not in kinds]
-        replies.send(handling, "documents_missing", app=app, documents=_latest(held), titles=TITLES,
-                     missing=[TITLES[k] for k in missing], missing_kinds=missing,
-                     repeated=repeated, unknown=unknown)
-        raw.reason = f"{raw.reason}; still missing: {', '.join(missing)}"
+        _still_missing(handling, app, held, repeated, unknown)
+
+
+def _still_missing(handling: Handling, app: Application, held: list[ReceivedDocument],
+                   repeated: list[str], unknown: list[str]) -> None:
+    missing = [k for k in KINDS if k not in {doc.kind for doc in held}]
+    replies.send(handling, "documents_missing", app=app, documents=_latest(held), titles=TITLES,
+                 missing=[TITLES[k] for k in missing], missing_kinds=missing, repeated=repeated, unknown=unknown)
+    handling.raw.reason = f"{handling.raw.reason}; still missing: {', '.join(missing)}"
 
 
 def _all_received(handling: Handling, app: Application, held: list[ReceivedDocument]) -> None:
@@ -381,18 +384,10 @@ def _waiting(services: Services) -> list[int]:
 
 def _remind(session: Session, services: Services, app: Application, now: datetime, days: int) -> int:
     """One reminder and one staff note when this request is ``days`` old and not yet reminded."""
-    requested = request_time(session, app)
-    if app.state != "documents_requested" or requested is None or now - requested < timedelta(days=days):
+    requested = _due(session, app, now, days)
+    if requested is None:
         return 0
-    if session.exec(select(DocumentReminder.id).where(DocumentReminder.application_id == app.id,
-                                                      DocumentReminder.requested_at == requested)).first():
-        return 0
-    held = _latest(received(session, app, requested))
-    missing = [k for k in KINDS if k not in {doc.kind for doc in held}]
-    local = requested.astimezone(staff.TOKYO)
-    context = {"documents": held, "titles": TITLES, "missing": [TITLES[k] for k in missing],
-               "missing_kinds": missing, "days": days, "requested_on": japanese_date(local),
-               "requested_date": local.date()}
+    context = _reminder_context(session, app, requested, days)
     mail = letters.send(session, services, app, "documents_reminder", automatic=True, **context)
     session.flush()  # the reminder row names the mail's id
     session.add(DocumentReminder(application_id=app.id, requested_at=requested, sent_at=now,
@@ -400,8 +395,27 @@ def _remind(session: Session, services: Services, app: Application, now: datetim
     staff.notify(session, services, DOCUMENTS_OVERDUE, topic=f"documents:{app.reception_number}",
                  application_id=app.id, reception_number=app.reception_number, company_name=app.company_name,
                  reminded_to=mail.to_addrs if mail else [], **context)
-    session.flush()
+    session.flush()  # a second process reminding at the same moment fails here, on the unique key
     return 1
+
+
+def _due(session: Session, app: Application, now: datetime, days: int) -> datetime | None:
+    """The request's time when it is ``days`` old and has had no reminder yet, else None."""
+    requested = request_time(session, app)
+    if app.state != "documents_requested" or requested is None or now - requested < timedelta(days=days):
+        return None
+    reminded = session.exec(select(DocumentReminder.id).where(
+        DocumentReminder.application_id == app.id, DocumentReminder.requested_at == requested)).first()
+    return None if reminded else requested
+
+
+def _reminder_context(session: Session, app: Application, requested: datetime, days: int) -> dict:
+    held = _latest(received(session, app, requested))
+    missing = [k for k in KINDS if k not in {doc.kind for doc in held}]
+    local = requested.astimezone(staff.TOKYO)
+    return {"documents": held, "titles": TITLES, "missing": [TITLES[k] for k in missing],
+            "missing_kinds": missing, "days": days, "requested_on": japanese_date(local),
+            "requested_date": local.date()}
 
 
 # --- for staff ------------------------------------------------------------------------

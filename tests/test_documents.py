@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from mailbot import config, documents, pipeline, workflow
 from mailbot.cli import app as cli
 from mailbot.db import transaction
-from mailbot.errors import ConfigError
+from mailbot.errors import ConfigError, TemplateError
 from mailbot.forms.blank_documents import held_info_list, self_check_sheet, write
 from mailbot.forms.fill import MINCHO
 from mailbot.models import Application, OutboxMessage, RawMessage, Transition
@@ -491,3 +491,20 @@ def test_request_documents_asks_again_only_after_receipt(tmp_path):
     assert [f.filename for f in files] == ["保有情報リスト.xlsx", "情報管理体制セルフチェックシート.xlsx"]
     listing = json.loads(mailbot(tmp_path, "documents", NUMBER, "--json").stdout)
     assert listing["missing"] == [HELD, CHECK] and not any(d["current_request"] for d in listing["documents"])
+
+
+def test_a_reminder_that_cannot_be_rendered_is_logged_and_the_cycle_goes_on(services, monkeypatch, caplog):
+    asked = datetime(2026, 6, 1, tzinfo=UTC)
+    requested(services, at=asked)
+    render = services.renderer.render
+
+    def broken(name, **context):
+        if name == "documents_reminder":
+            raise TemplateError("template ja/documents_reminder.txt.j2: boom")
+        return render(name, **context)
+
+    monkeypatch.setattr(services.renderer, "render", broken)
+    assert documents.remind_due(services, now=asked + timedelta(days=8)) == 0
+    assert "boom" in caplog.text and outbox_kinds(services) == []
+    monkeypatch.setattr(services.renderer, "render", render)
+    assert documents.remind_due(services, now=asked + timedelta(days=8)) == 1  # nothing half-done before
