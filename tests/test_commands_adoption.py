@@ -270,3 +270,22 @@ def test_two_mailbot_adopt_commands_at_once(one_left, tmp_path):
     assert [child.returncode for child in children] == [0, 0]
     assert outputs[0].startswith(number(3)) and "nothing to adopt" in outputs[1]
     _adopted_once(one_left)
+
+
+def test_show_gives_the_hours_used_and_left(four, tmp_path):
+    """The company's ledger (mailbot.hours) appears in show: a logged session, used and left."""
+    from datetime import date
+
+    from mailbot import hours
+
+    force(four, number(1), "interview_scheduled")
+    with transaction(four.engine) as session:
+        hours.log_session(session, four, adoption.find(session, number(1)), held_on=date(2026, 7, 1),
+                          kind="training", hours=4.5, by=STAFF, note="工場の研修", today=date(2026, 7, 2))
+    data = json.loads(mailbot(tmp_path, "show", number(1), "--json").stdout)
+    ledger = data["hours"]
+    assert (ledger["cap"], ledger["used"], ledger["left"]) == (23.0, 4.5, 18.5)
+    assert ledger["by_kind"] == {"consultation": 0.0, "training": 4.5}
+    assert [(s["held_on"], s["kind"], s["hours"]) for s in ledger["sessions"]] == [("2026-07-01", "training", 4.5)]
+    text = mailbot(tmp_path, "show", number(1)).stdout
+    assert "hours: 4.5 h used of 23.0 h, 18.5 h left (19%)" in text and "工場の研修" in text

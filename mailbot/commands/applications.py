@@ -2,7 +2,7 @@
 
     mailbot applications [--state S] [--json]   every application in queue order
     mailbot show ID [--json]                    one application: fields, seal, problems,
-                                                history, every mail sent to it
+                                                history, every mail sent to it, hours
 
 Both read only. ``listing`` and ``details`` give the same data as plain
 dicts (the --json output) for other tools; the position shown is where an
@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session, select
 
-from mailbot import admission, workflow
+from mailbot import admission, hours, workflow
 from mailbot.cli import app, load_services
 from mailbot.errors import WorkflowError
 from mailbot.models import Application, OutboxMessage, RawMessage
@@ -54,9 +54,10 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """One application: fields, seal verdict, problems, full history, every mail sent."""
-    with Session(load_services().engine) as session:
+    services = load_services()
+    with Session(services.engine) as session:
         try:
-            data = details(session, number)
+            data = details(session, services, number)
         except WorkflowError as exc:
             typer.echo(f"mailbot: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -80,8 +81,8 @@ def listing(session: Session, state: str | None = None) -> list[dict[str, Any]]:
     return [_summary(app_, arrived, positions.get(app_.id)) for app_, arrived in found]
 
 
-def details(session: Session, reception_number: str) -> dict[str, Any]:
-    """One application: its summary, fields, seal, problems, history and mails."""
+def details(session: Session, services, reception_number: str) -> dict[str, Any]:
+    """One application: its summary, fields, seal, problems, history, mails and hours."""
     app_ = session.exec(select(Application).where(
         Application.reception_number == reception_number.strip())).first()
     if app_ is None:
@@ -94,6 +95,7 @@ def details(session: Session, reception_number: str) -> dict[str, Any]:
         history=[_transition(t) for t in workflow.history(session, app_)],
         mails=[_mail(m) for m in session.exec(select(OutboxMessage).where(
             OutboxMessage.application_id == app_.id).order_by(OutboxMessage.id))],
+        hours=hours.summary(session, services, app_).as_json(),
     )
     return data
 
@@ -170,6 +172,19 @@ def _print_details(console: Console, data: dict[str, Any]) -> None:
     console.print(_rows("mails", ["created", "kind", "status", "to", "subject"], [
         [_short(m["created_at"]), m["kind"], m["status"], ", ".join(m["to"]), m["subject"]]
         for m in data["mails"]]))
+    _print_hours(console, data["hours"])
+
+
+def _print_hours(console: Console, ledger: dict[str, Any]) -> None:
+    """The company's hours in this region (mailbot.hours.summary): used, left, each session."""
+    kinds = "  ".join(f"{kind} {hours.hours_text(used)}" for kind, used in ledger["by_kind"].items())
+    console.print(f"hours: {hours.hours_text(ledger['used'])} used of {hours.hours_text(ledger['cap'])}, "
+                  f"{hours.hours_text(ledger['left'])} left ({ledger['percent_used']}%)  {kinds}  "
+                  f"support ends {ledger['support_ends']}")
+    if ledger["sessions"]:
+        console.print(_rows("sessions", ["date", "kind", "hours", "by", "application", "note"], [
+            [s["held_on"], s["kind"], s["hours"], s["recorded_by"], s["reception_number"], s["note"]]
+            for s in ledger["sessions"]]))
 
 
 def _pairs(title: str, values: dict[str, Any]) -> Table:
