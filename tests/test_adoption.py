@@ -317,3 +317,29 @@ def test_auto_adopt_never_jumps_an_older_queued_application(tmp_path):
         assert adoption.can_auto_adopt(session, services, first) is True
         assert adoption.can_auto_adopt(session, services, second) is False
         assert adoption.can_auto_adopt(session, switched_off, first) is False
+
+
+# --- English ------------------------------------------------------------------------------
+
+
+def test_an_applicant_who_asked_for_english_gets_every_step_02_mail_in_english(four):
+    from mailbot import language
+
+    with transaction(four.engine) as session:
+        for n in (1, 2, 4):
+            language.choose(session, adoption.find(session, number(n)), "en", by=STAFF)
+    run(four, lambda s: adoption.adopt_named(s, four, [number(1)], actor=STAFF))
+    run(four, lambda s: adoption.decline(s, four, adoption.find(s, number(2)), actor=STAFF, reason="r",
+                                         note="Please apply again next year."))
+    run(four, lambda s: adoption.withdraw(s, four, adoption.find(s, number(1)), actor=STAFF))
+    adopted, declined, offered, withdrawn = (mails(four, k)[0] for k in
+                                            ("adopted", "declined", "place_offered", "withdrawn"))
+    assert "is adopted" in adopted.subject and number(1) in adopted.subject
+    assert "Dear 田中 1郎," in adopted.body and "up to 23 hours" in adopted.body and "2027-01-31" in adopted.body
+    assert "A note from our staff:\nPlease apply again next year." in declined.body
+    assert "A place has opened" in offered.subject and "Place in the queue: 3" in offered.body
+    assert "withdrawal is recorded" in withdrawn.subject
+    for mail, n in ((adopted, 1), (declined, 2), (offered, 4), (withdrawn, 1)):
+        assert "平素より" not in mail.body and f"Reception number: {number(n)}" in mail.body
+    with transaction(four.engine) as session:
+        assert len(attachments_of(session, adopted.id)) == 2

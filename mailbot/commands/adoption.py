@@ -19,7 +19,7 @@ from mailbot import adoption
 from mailbot.cli import app, load_services
 from mailbot.commands import by_option
 from mailbot.db import transaction
-from mailbot.errors import WorkflowError
+from mailbot.errors import MailbotError
 
 
 @app.command()
@@ -68,12 +68,17 @@ def withdraw(
 
 
 def _run(work: Callable):
-    """``work(session, services)`` in one transaction; a refusal exits 1 with its message."""
+    """``work(session, services)`` in one transaction; a refusal exits 1 with its message.
+
+    Besides a refused move (WorkflowError), a template missing in the applicant's
+    language or a configured document file that is not there stop the command
+    the same way, with nothing changed.
+    """
     services = load_services()
     try:
         with transaction(services.engine) as session:
             return work(session, services)
-    except WorkflowError as exc:
+    except MailbotError as exc:
         typer.echo(f"mailbot: {exc}", err=True)
         raise typer.Exit(1) from None
 
