@@ -105,7 +105,7 @@ def adopt(session: Session, services: Services, app: Application, *, actor: str,
                   reason="adoption mail asks for the two step-03 documents")
     mail = letters.send(session, services, app, "adopted", automatic=actor == SERVICE,
                         attachments=documents.blank_files(services.settings),
-                        with_receipt=with_receipt, **_adoption_context(services, app))
+                        **adoption_context(services, app, with_receipt=with_receipt))
     _warn_if_withheld(app, mail, "adopted")
     return Outcome(app, mail)
 
@@ -147,10 +147,12 @@ def _out_of_order(app: Application, ahead: Application | None) -> str:
             f"{ahead.reception_number} ('{ahead.state}') comes first; give --reason to adopt it anyway")
 
 
-def _adoption_context(services: Services, app: Application) -> dict:
+def adoption_context(services: Services, app: Application, *, with_receipt: bool = False) -> dict:
+    """What the ``adopted`` template needs besides ``app`` and ``program`` (also for previews)."""
     settings = services.settings
     program = settings.program
     return {
+        "with_receipt": with_receipt,
         "region": services.rules.region_name(app.country) if app.country else None,
         "support_ends": program.support_ends or program.closes,
         "hours_cap": services.rules.hours_cap,
