@@ -47,7 +47,7 @@ from sqlmodel import Session, select
 from mailbot import letters, reception, replies, staff, workflow
 from mailbot.config import Settings
 from mailbot.db import transaction
-from mailbot.errors import ConfigError, MailbotError, WorkflowError
+from mailbot.errors import ConfigError, MailbotError, PdfError, WorkflowError
 from mailbot.intake import archives
 from mailbot.intake.message import Attachment
 from mailbot.models import Application, Transition, utcnow
@@ -207,9 +207,8 @@ def _xlsx_lines(data: bytes) -> list[str]:
 def _pdf_lines(data: bytes) -> list[str]:
     """The text lines of the first pages; [] when unreadable.
 
-    The classifier has already read every PDF that counts as a document in
-    the sandboxed reader (time and memory limits), so a PDF that reaches this
-    point opened there; only the first pages' text is asked for here.
+    In-process: a mail's PDF comes here only after it opened in the
+    sandboxed reader (``_kind_of``); only the first pages' text is asked for.
     """
     try:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
@@ -264,7 +263,7 @@ def _record(handling: Handling, app: Application, since: datetime | None):
     known = {doc.sha256 for doc in received(session, app, since)}
     new, repeated, unknown = [], [], []
     for file in document_files(handling):
-        kind, digest = recognise(file.filename, file.data), hashlib.sha256(file.data).hexdigest()
+        kind, digest = _kind_of(handling, file), hashlib.sha256(file.data).hexdigest()
         if kind is None:
             unknown.append(file.filename or "(名前なし)")
         elif digest in known:
@@ -277,6 +276,22 @@ def _record(handling: Handling, app: Application, since: datetime | None):
     session.add_all(new)
     session.flush()
     return new, repeated, unknown
+
+
+def _kind_of(handling: Handling, file: Attachment) -> str | None:
+    """``recognise``, but a PDF is read here only after it opened in the sandboxed reader.
+
+    pdfplumber runs in this process; a PDF built to hang or exhaust it must
+    first pass the reader's time and memory limits (services.read_form),
+    else it is recognised by its name alone.
+    """
+    if file.is_pdf:
+        try:
+            handling.services.read_form(file.data)
+        except PdfError as exc:
+            log.info("PDF %r unreadable in the sandbox (%s): recognised by name only", file.filename, exc.code)
+            return by_name(file.filename)
+    return recognise(file.filename, file.data)
 
 
 def document_files(handling: Handling) -> list[Attachment]:
@@ -446,6 +461,22 @@ def request_again(session: Session, services: Services, app: Application, *, act
     workflow.move(session, app, "documents_requested", actor=actor, reason=reason)
     return letters.send(session, services, app, "documents_requested_again",
                         attachments=blank_files(services.settings), note=note)
+
+
+def preview_context(session: Session, services: Services, app: Application) -> dict:
+    """The values the step-03 mails need, from the application's real documents (for `mailbot preview`).
+
+    One context serves documents_received, documents_missing, documents_reminder
+    and documents_requested_again; with no documents yet both show as missing.
+    """
+    requested = request_time(session, app) or utcnow()
+    context = _reminder_context(session, app, requested, services.settings.workflow.documents_reminder_days)
+    if not context["documents"]:  # documents_received lists files: show the sample names then
+        context["documents"] = [ReceivedDocument(application_id=app.id or 0, kind=k, filename=TITLES[k] + ".xlsx",
+                                                 content_type=CONTENT_TYPES[".xlsx"], sha256="", size=0)
+                                for k in KINDS]
+        context["missing"], context["missing_kinds"] = [TITLES[k] for k in KINDS], list(KINDS)
+    return {**context, "repeated": [], "unknown": [], "note": None}
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -338,6 +338,15 @@ def test_excel_files_in_a_zip_count(services):
     assert "check.xlsx" in mails[-1].body
 
 
+def test_a_scanned_pdf_counts_by_its_text_and_a_broken_one_by_its_name(services):
+    app_id = requested(services)
+    sheet = pdf_with("海外における営業秘密漏えい対策支援事業", "情報管理体制セルフチェックシート", "チェック項目")
+    process(services, reply(("scan0001.pdf", sheet), ("保有情報リスト.pdf", b"%PDF-1.4\n broken")))
+    app_state, docs, mails = state(services, app_id)
+    assert [(d.kind, d.filename) for d in docs] == [(CHECK, "scan0001.pdf"), (HELD, "保有情報リスト.pdf")]
+    assert app_state == "documents_received" and mails[-1].kind == "documents_received"
+
+
 def test_the_thread_is_found_by_in_reply_to_when_the_subject_lost_the_number(services):
     app_id = requested(services)
     process(services, reply(*BOTH, subject="Re: 書類送付"))
@@ -508,3 +517,17 @@ def test_a_reminder_that_cannot_be_rendered_is_logged_and_the_cycle_goes_on(serv
     assert "boom" in caplog.text and outbox_kinds(services) == []
     monkeypatch.setattr(services.renderer, "render", render)
     assert documents.remind_due(services, now=asked + timedelta(days=8)) == 1  # nothing half-done before
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+@pytest.mark.parametrize("template", ["documents_received", "documents_missing", "documents_reminder",
+                                      "documents_requested_again"])
+def test_every_step_03_mail_renders_from_the_preview_context(services, template, language):
+    app_id = requested(services)
+    process(services, reply(BOTH[0]))
+    with transaction(services.engine) as session:
+        app = session.get(Application, app_id)
+        context = documents.preview_context(session, services, app)
+        mail = services.renderer.render(template, language=language, app=app, program=services.settings.program,
+                                        **context)
+    assert NUMBER in mail.subject and "株式会社サンプル精機" in mail.body
