@@ -72,11 +72,12 @@ def find(session: Session, reception_number: str) -> Application:
 # --- adopt ------------------------------------------------------------------------
 
 
-def adopt_next(session: Session, services: Services, *, actor: str) -> list[Outcome]:
-    """Adopt the queued applications in queue order while the cap allows."""
+def adopt_next(session: Session, services: Services, *, actor: str,
+               reason: str | None = None) -> list[Outcome]:
+    """Adopt the queued applications in queue order while the cap allows (``reason``: for the history)."""
     admission.lock(session)
     room = services.settings.program.cap - admission.adopted_count(session)
-    return [adopt(session, services, app, actor=actor, reason="next in queue order")
+    return [adopt(session, services, app, actor=actor, reason=reason or "next in queue order")
             for app in admission.queue(session)[:max(room, 0)]]
 
 

@@ -58,10 +58,15 @@ def test_adopt_without_ids_takes_the_queue_and_says_so(four, tmp_path):
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == [number(1), number(2), number(3)]
     assert f"queued to {contact(1)}, {sender(1)}" in lines[0]
-    assert moves(four, number(1))[-2][2] == STAFF
+    assert moves(four, number(1))[-2][2:] == (STAFF, "next in queue order")
     again = mailbot(tmp_path, "adopt", "--by", STAFF)
     assert again.exit_code == 0 and "nothing to adopt" in again.stdout
     assert len(mails(four, "adopted")) == 3
+
+
+def test_adopt_without_ids_records_the_reason_when_given(four, tmp_path):
+    assert mailbot(tmp_path, "adopt", "--reason", "第1回審査会で承認", "--by", STAFF).exit_code == 0
+    assert [moves(four, number(n))[-2][3] for n in (1, 2, 3)] == ["第1回審査会で承認"] * 3
 
 
 def test_adopt_out_of_order_is_refused_without_a_reason(four, tmp_path):

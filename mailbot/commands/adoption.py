@@ -26,14 +26,14 @@ from mailbot.errors import MailbotError
 def adopt(
     numbers: list[str] = typer.Argument(None, metavar="[ID ...]",
                                         help="Reception numbers; none = the next in queue order."),
-    reason: str = typer.Option(None, "--reason", help="Why (needed out of queue order)."),
+    reason: str = typer.Option(None, "--reason", help="Why (needed out of queue order; kept in the history)."),
     by: str = by_option(),
 ) -> None:
     """Adopt the next queued applications up to the cap, or the ones named (step 02)."""
     def work(session, services):
         if numbers:
             return adoption.adopt_named(session, services, numbers, actor=by, reason=reason)
-        return adoption.adopt_next(session, services, actor=by)
+        return adoption.adopt_next(session, services, actor=by, reason=reason)
 
     outcomes = _run(work)
     if not outcomes:
