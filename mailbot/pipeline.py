@@ -3,9 +3,10 @@
 The six classes and their handlers (``HANDLERS``): an application goes to
 reception (step 01); automatic mail is recorded, never answered (a bounce of
 one of our replies holds the address); junk is recorded, never answered;
-consultation requests, step-03 documents and questions are recorded for
-staff, and only a person who sent something other than a readable PDF is
-told automatically to send one.
+a consultation-desk form goes to the desk (desk.py), step-03 documents to
+their application (documents.py); questions are recorded for staff, and
+only a person who sent something other than a readable PDF is told
+automatically to send one.
 
 Whether a message belongs to an application's thread is looked up read-only
 before the transaction and handed to classify, which stays database-free.

@@ -55,7 +55,8 @@ def test_one_mail_of_each_class_lands_in_its_class_and_only_the_expected_replies
     out-of-office reply, a bounce, a mailing-list mail and a spam, in the inbox
     WHEN one cycle runs
     THEN each message is stored with its class; the application gets its receipt, the stranger is
-    asked for a PDF, nobody else hears anything; every message left the inbox for the processed folder."""
+    asked for a PDF, the consultation form gets its desk receipt and the documents theirs, nobody
+    else hears anything; every message left the inbox for the processed folder."""
     an_application_waiting_for_its_documents(services)
     for name in ONE_OF_EACH:
         mailbox.deliver((CORPUS / name).read_bytes())
@@ -67,11 +68,13 @@ def test_one_mail_of_each_class_lands_in_its_class_and_only_the_expected_replies
     assert [r.reason.split(":")[0] for r in rows[6:9]] == ["out_of_office", "bounce", "list"]
     replies = {tuple(sorted(m.rcpt_tos)): str(m.message["Subject"]) for m in smtp_sink.messages}
     receipt_to = ("contact@takahashi-seisakusho.example.jp", "takahashi@takahashi-seisakusho.example.jp")
-    assert set(replies) == {receipt_to, ("nakamura@nakamura-kogyo.example.jp",)} and report.sent == 2
+    assert set(replies) == {receipt_to, ("nakamura@nakamura-kogyo.example.jp",),
+                            ("hanako.sato@sample-seiki.co.jp",), ("tanaka@sample-seiki.example.jp",)}
+    assert report.sent == 4
     with Session(services.engine) as session:
         kinds = sorted(o.kind for o in session.exec(select(OutboxMessage)).all())
         new_app = session.exec(select(Application).where(Application.reception_number != THREAD)).one()
-    assert kinds == ["pdf_unreadable", "receipt"]
+    assert kinds == ["desk_received", "documents_received", "pdf_unreadable", "receipt"]
     assert new_app.state == "queued" and new_app.reception_number in replies[receipt_to]
     assert mailbox.count("INBOX") == 0
     assert mailbox.count(services.settings.imap.processed_folder) == 10
