@@ -35,7 +35,10 @@ from jinja2 import TemplateError as JinjaError
 from mailbot.errors import TemplateError
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-_PLAIN_ADDRESS = re.compile(r"[^@\s<>,;\"()\[\]\\]+@[^@\s<>,;\"()\[\]\\]+")
+# A bare RFC 5322 address: a dot-atom local part (no ":" that would open a group, no
+# quotes or comments) and a domain of letter/digit labels with hyphens, at least one dot.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                            r"@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 _WEEKDAYS = "月火水木金土日"
 LANGUAGES = ("ja", "en")
