@@ -1,4 +1,5 @@
-"""Every template renders with its documented context; holes, missing files and header tricks fail."""
+"""Every template renders with its documented context, in Japanese and English; holes, missing files,
+unknown languages and header tricks fail; HTML escapes what applicants wrote."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from mailbot import PROJECT_ROOT
 from mailbot.checks.problem import Problem
 from mailbot.config import ProgramSettings
 from mailbot.errors import TemplateError
-from mailbot.render import Renderer, japanese_date
+from mailbot.render import Renderer, english_date, hours_number, japanese_date, one_line, plain_address
 
 PROGRAM = ProgramSettings(
     opens=date(2024, 5, 27), closes=date(2025, 1, 31), cap=18,
@@ -136,3 +137,75 @@ def test_pdf_unreadable_without_an_application(renderer):
     mail = renderer.render("pdf_unreadable", app=None, program=PROGRAM, reason="PDFではありません。")
     assert mail.subject == f"【{PROGRAM.name}】添付ファイルを読み取れませんでした"
     assert "受付番号（" not in mail.body and "理由：PDFではありません。" in mail.body
+
+
+# --- languages, HTML, header safety ------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(CONTEXTS))
+def test_every_template_renders_in_english_with_number_greeting_and_signature(renderer, name):
+    mail = renderer.render(name, language="en", program=PROGRAM, reception_number=NUMBER,
+                           company_name="株式会社サンプル精機", contact_name="田中 花子", **CONTEXTS[name])
+    assert NUMBER in mail.subject and PROGRAM.name in mail.subject and "\n" not in mail.subject
+    assert mail.body.startswith("株式会社サンプル精機\nDear 田中 花子,\n")
+    assert "Japan External Trade Organization (JETRO)" in mail.body
+    assert mail.body.endswith("E-mail: CHIZAI@jetro.go.jp\n") and "平素より" not in mail.body
+
+
+def test_the_language_of_one_call_leaves_the_renderer_default(renderer):
+    english = renderer.render("closed", language="en", program=PROGRAM, reception_number=NUMBER)
+    japanese = renderer.render("closed", program=PROGRAM, reception_number=NUMBER)
+    assert "Monday, 27 May 2024 to Friday, 31 January 2025" in english.body
+    assert "2024年5月27日（月）～2025年1月31日（金）" in japanese.body
+    assert english.body.startswith("Dear Sir or Madam,\n") and japanese.body.startswith("ご担当者様\n")
+
+
+def test_a_template_missing_in_english_names_the_file(tmp_path):
+    (tmp_path / "ja").mkdir()
+    (tmp_path / "ja" / "only.txt.j2").write_text("{% block subject %}s{% endblock %}{% block body %}b{% endblock %}")
+    renderer = Renderer(tmp_path)
+    assert renderer.render("only").subject == "s"
+    with pytest.raises(TemplateError, match=f"template not found: {tmp_path / 'en' / 'only.txt.j2'}"):
+        renderer.render("only", language="en")
+
+
+def test_an_unknown_language_is_an_error(renderer):
+    with pytest.raises(TemplateError, match="unknown language 'fr'"):
+        renderer.render("closed", language="fr", program=PROGRAM, reception_number=NUMBER)
+    with pytest.raises(TemplateError, match="unknown language '../ja'"):
+        Renderer(PROJECT_ROOT / "templates", language="../ja")
+
+
+def test_html_templates_escape_what_applicants_wrote_and_text_stays_plain(tmp_path):
+    (tmp_path / "ja").mkdir()
+    (tmp_path / "ja" / "digest.html.j2").write_text("<p>{{ company_name }}</p><p>{{ note|safe }}</p>")
+    (tmp_path / "ja" / "digest.txt.j2").write_text(
+        "{% block subject %}{{ company_name }}{% endblock %}{% block body %}{{ company_name }}{% endblock %}")
+    name = '<script>alert("x")</script> & ㈱サンプル'
+    html = Renderer(tmp_path).render_html("digest", company_name=name, note="<b>ours</b>")
+    assert html == ("<p>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; ㈱サンプル</p>"
+                    "<p><b>ours</b></p>")
+    text = Renderer(tmp_path).render("digest", company_name=name)
+    assert text.body == name + "\n" and text.subject == name
+
+
+def test_english_dates_and_hours():
+    assert english_date(date(2025, 1, 31)) == "Friday, 31 January 2025"
+    assert english_date("2024-05-27") == "Monday, 27 May 2024"
+    assert [hours_number(h) for h in (23.0, 18.5, 0.5, 0.0)] == ["23", "18.5", "0.5", "0"]
+
+
+def test_one_line_defuses_encoded_word_look_alikes():
+    trap = "Re: =?utf-8?b?DQpCY2M6IGV2aWxAeC5qcA==?=\r\n\u2028x"
+    assert one_line(trap) == "Re: = ?utf-8?b?DQpCY2M6IGV2aWxAeC5qcA== ?= x"
+    assert "=?" not in one_line("==?=?")
+
+
+@pytest.mark.parametrize("address, plain", [
+    ("tanaka@sample-seiki.example.jp", True), ("info+apply@example.co.jp", True), ("a.b@例え.jp", True),
+    ("0:@example.jp", False),  # ':' opens an address group
+    ("=?utf-8?b?eA==?=@example.jp", False), ("a b@example.jp", False), ("a@example.jp\r\n", False),
+    ("a@b@example.jp", False), ('"a"@example.jp', False), ("a..b@example.jp", False), ("a@localhost", False),
+    ("a@example.jp,b@example.jp", False), ("a@example.jp\x00", False),
+])
+def test_plain_address(address, plain):
+    assert plain_address(address) is plain
