@@ -203,7 +203,7 @@ def offer_place(session: Session, services: Services, *, freed_by: Application) 
     app = admission.promote_next(session, services.settings.program, actor=SERVICE, reason=why)
     if app is None:
         return None
-    if services.settings.workflow.auto_adopt:
+    if can_auto_adopt(session, services, app):  # never ahead of an older queued application
         return adopt(session, services, app, actor=SERVICE, reason=f"auto_adopt; {why}")
     mail = letters.send(session, services, app, "place_offered", automatic=True, position=app.position)
     _warn_if_withheld(app, mail, "place_offered")
