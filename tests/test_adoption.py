@@ -343,3 +343,11 @@ def test_an_applicant_who_asked_for_english_gets_every_step_02_mail_in_english(f
         assert "平素より" not in mail.body and f"Reception number: {number(n)}" in mail.body
     with transaction(four.engine) as session:
         assert len(attachments_of(session, adopted.id)) == 2
+
+
+def test_with_auto_adopt_a_promoted_one_still_waits_behind_an_older_queued_one(four, tmp_path):
+    run(four, lambda s: adoption.adopt_named(s, four, [number(2), number(3)], actor=STAFF, reason="先行審査"))
+    services = make(tmp_path, auto_adopt=True)  # switched on while company 1 is still queued
+    run(services, lambda s: adoption.withdraw(s, services, adoption.find(s, number(2)), actor=STAFF))
+    assert (get(services, number(1)).state, get(services, number(4)).state) == ("queued", "queued")
+    assert mails(services)[-1].kind == "place_offered"
