@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from mailbot import PROJECT_ROOT, config, language, letters, replies
 from mailbot.cli import app as cli
+from mailbot.commands.preview import SAMPLES, sample_context
 from mailbot.db import transaction
 from mailbot.errors import TemplateError, WorkflowError
 from mailbot.intake.message import InboundMessage
@@ -229,3 +230,17 @@ def test_preview_fails_clearly_without_sample_values_or_template(cli_config, tmp
     assert "is undefined" in staff_only.output and "no sample values for 'staff_health_alert'" in staff_only.output
     missing = invoke(path, "preview", "receipt", "TS-2026-0404")
     assert missing.exit_code == 1 and "no application 'TS-2026-0404'" in missing.output
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+@pytest.mark.parametrize("template", sorted(SAMPLES))
+def test_every_sample_context_renders_its_template(tmp_path, template, lang):
+    if lang == "en" and template in NOT_YET_TRANSLATED:
+        pytest.skip("no English twin yet")
+    services = make_services(tmp_path)
+    add_application(services, state="in_service")
+    with Session(services.engine) as session:
+        row = session.exec(select(Application)).one()
+        mail = services.renderer.render(template, language=lang, app=row, program=services.settings.program,
+                                        **sample_context(session, services, template, row))
+    assert "TS-2026-0001" in mail.subject and ("田中 花子 様" in mail.body or "Dear 田中 花子," in mail.body)

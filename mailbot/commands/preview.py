@@ -14,12 +14,13 @@ says clearly which value it lacks.
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Any, Callable
 
 import typer
 from sqlmodel import Session
 
-from mailbot import hours, language, letters
+from mailbot import adoption, documents, hours, language, letters, schedule
 from mailbot.checks.problem import Problem
 from mailbot.cli import app, load_services
 from mailbot.commands import by_option
@@ -47,7 +48,26 @@ def _hours(session: Session, services, application: Application) -> dict[str, An
             "region_name": services.rules.region_name(application.country) if application.country else None}
 
 
+def _adoption(session: Session, services, application: Application) -> dict[str, Any]:
+    return adoption.adoption_context(services, application)
+
+
+def _documents(session: Session, services, application: Application) -> dict[str, Any]:
+    return documents.preview_context(session, services, application)
+
+
+def _meeting(session: Session, services, application: Application) -> dict[str, Any]:
+    """A sample meeting tomorrow at 14:00 Tokyo: the follow-up once the service runs, else the interview."""
+    step = schedule.step_named("followup" if application.state == "in_service" else "interview")
+    starts = datetime.combine(hours.tokyo_today() + timedelta(days=1), time(14, 0), schedule.TOKYO)
+    meeting = {"starts": starts, "start": "14:00", "end": "15:00", "minutes": 60, "when": schedule.when(starts, 60),
+               "place": "ジェトロ本部（東京都港区赤坂1-12-32 アーク森ビル）", "url": None, "expert": "山田 太郎（弁護士）"}
+    return {"step": step.key, "step_name": step.name_ja, "meeting": meeting, "previous": None,
+            "reason": "専門家の都合により"}
+
+
 #: template -> the step-specific values its caller gives (real ones from the application where it has them).
+#: The consultation desk's mails belong to desk requests, not applications: they have no preview here.
 SAMPLES: dict[str, Sample] = {
     "receipt": _position,
     "waitlisted": _position,
@@ -55,6 +75,16 @@ SAMPLES: dict[str, Sample] = {
     "fix_request": _problems,
     "closed": lambda s, v, a: {},
     "pdf_unreadable": lambda s, v, a: {"reason": "PDFにパスワードが設定されています。", "filename": "申請書.pdf"},
+    "adopted": _adoption,
+    "declined": lambda s, v, a: {"note": ""},
+    "withdrawn": lambda s, v, a: {},
+    "documents_missing": _documents,
+    "documents_received": _documents,
+    "documents_reminder": _documents,
+    "documents_requested_again": _documents,
+    "invitation": _meeting,
+    "invitation_cancelled": _meeting,
+    "completed": lambda s, v, a: {},
     "hours_summary": _hours,
 }
 
