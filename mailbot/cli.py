@@ -186,4 +186,8 @@ def _add_area_commands() -> None:
 _add_area_commands()
 
 if __name__ == "__main__":
-    app()
+    # Run as `python -m mailbot.cli`, this file is __main__, a second copy of the module:
+    # the area commands registered on mailbot.cli's app, so run that one.
+    from mailbot.cli import app as _app
+
+    _app()

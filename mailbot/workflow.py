@@ -25,9 +25,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "documents_requested": frozenset({"documents_requested", "documents_received", "withdrawn"}),
     # Staff may find a document unusable and ask again.
     "documents_received": frozenset({"documents_requested", "interview_scheduled", "withdrawn"}),
-    "interview_scheduled": frozenset({"interview_scheduled", "in_service", "withdrawn"}),
+    # A cancelled interview returns the application to waiting for a new date.
+    "interview_scheduled": frozenset({"interview_scheduled", "documents_received", "in_service",
+                                      "withdrawn"}),
     "in_service": frozenset({"followup_scheduled", "withdrawn"}),
-    "followup_scheduled": frozenset({"followup_scheduled", "completed"}),
+    # A cancelled follow-up returns it to the service period until a new date is set.
+    "followup_scheduled": frozenset({"followup_scheduled", "in_service", "completed"}),
     "completed": frozenset(),
     "declined": frozenset(),
     "withdrawn": frozenset(),
