@@ -8,6 +8,8 @@ the commands run through typer's CliRunner against a real config file.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -185,6 +187,41 @@ def test_another_company_in_the_same_region_has_its_own_cap(services):
     log(services, first, amount=23)
     log(services, other, amount=23)
     assert used(services, other) == 23.0
+
+
+def test_two_staff_logging_at_once_cannot_pass_the_cap_together(services, monkeypatch):
+    """Each session is checked and written in one BEGIN IMMEDIATE transaction: the second
+    staff member's check waits for the first one's row, so 12 h + 12 h cannot both pass."""
+    number = add_application(services, state="in_service")
+    slow_check = hours.summary
+
+    def summary_then_pause(*args, **kwargs):  # widen the gap between reading the ledger and writing to it
+        result = slow_check(*args, **kwargs)
+        time.sleep(0.3)
+        return result
+
+    monkeypatch.setattr(hours, "summary", summary_then_pause)
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def staff_member():
+        start.wait()
+        try:
+            log(services, number, amount=12)
+            outcomes.append("logged")
+        except WorkflowError as exc:
+            outcomes.append(str(exc))
+
+    workers = [threading.Thread(target=staff_member) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(outcomes) == 2 and outcomes.count("logged") == 1, outcomes
+    [refusal] = [outcome for outcome in outcomes if outcome != "logged"]
+    assert "12.0 h used, 11.0 h left" in refusal
+    monkeypatch.undo()
+    assert used(services, number) == 12.0
 
 
 # --- the support period ------------------------------------------------------------------
