@@ -155,11 +155,7 @@ def log_session(session: Session, services, app: Application, *, held_on: date, 
     """Record one session after every check; the first one moves interview_scheduled -> in_service."""
     check_session(services, app, held_on=held_on, kind=kind, hours=hours, today=today or tokyo_today())
     before = summary(session, services, app)
-    if hours > before.left:
-        raise WorkflowError(
-            f"application {app.reception_number}: {hours_text(hours)} would pass the cap of "
-            f"{hours_text(before.cap)} for this company in {app.country or 'its region'}: "
-            f"{hours_text(before.used)} used, {hours_text(before.left)} left")
+    _refuse_overrun(app, hours, before)
     row = HoursSession(application_id=app.id, held_on=held_on, kind=kind, hours=float(hours),
                        note=note or None, recorded_by=by)
     session.add(row)
@@ -192,6 +188,15 @@ def check_session(services, app: Application, *, held_on: date, kind: str, hours
         raise WorkflowError(f"{who}: {held_on} is after the support period ended ({last})")
     if held_on > today:
         raise WorkflowError(f"{who}: {held_on} is in the future (today is {today})")
+
+
+def _refuse_overrun(app: Application, hours: float, before: HoursSummary) -> None:
+    """WorkflowError saying what is used and left when ``hours`` more would pass the cap."""
+    if hours > before.left:
+        raise WorkflowError(
+            f"application {app.reception_number}: {hours_text(hours)} would pass the cap of "
+            f"{hours_text(before.cap)} for this company in {app.country or 'its region'}: "
+            f"{hours_text(before.used)} used, {hours_text(before.left)} left")
 
 
 def _crosses_notice(services, used_before: float, used_after: float, cap: float) -> bool:
