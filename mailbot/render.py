@@ -39,7 +39,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 # quotes or comments) and a domain of letter/digit labels with hyphens, at least one dot.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
                             r"@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, DEL, C1 (NEL \x85 among them), LS, PS
 _WEEKDAYS = "月火水木金土日"
 LANGUAGES = ("ja", "en")
 # Spelt out rather than strftime's %A/%B, which follow the machine's locale.
