@@ -43,6 +43,8 @@ KINDS = {"consultation": "管理職向けコンサルテーション", "training
 
 #: Sessions are logged once the interview is set (the first one starts the service) and during it.
 LOGGABLE_STATES = ("interview_scheduled", "in_service")
+#: States in which a summary means something to the applicant (sent on request).
+SUMMARY_STATES = (*LOGGABLE_STATES, "followup_scheduled", "completed")
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,9 @@ def send_summary(session: Session, services, app: Application, *, trigger: str =
     ``trigger``: "threshold" (the service's notice at hours_notice_percent,
     an automatic mail) or "request" (staff send it on request).
     """
+    if app.state not in SUMMARY_STATES:
+        raise WorkflowError(f"application {app.reception_number}: an hours summary goes out in "
+                            f"{', '.join(SUMMARY_STATES)}, not in state {app.state!r}")
     current = current or summary(session, services, app)
     return letters.send(
         session, services, app, TEMPLATE, automatic=trigger == "threshold", summary=current,

@@ -372,6 +372,15 @@ def test_hours_command_json_and_send(cli_config):
     assert "ご依頼いただきました" in mail.body and "残り時間：20時間" in mail.body and not mail.automatic
 
 
+def test_hours_send_is_refused_before_the_service_starts(cli_config):
+    path, services = cli_config
+    number = add_application(services, state="documents_received")
+    refused = invoke(path, "hours", number, "--send")
+    assert refused.exit_code == 1 and "not in state 'documents_received'" in refused.output
+    assert invoke(path, "hours", number).exit_code == 0  # staff may still look
+    assert mails(services) == []
+
+
 def test_hours_command_unknown_application(cli_config):
     path, _ = cli_config
     result = invoke(path, "hours", "TS-2026-9999")
