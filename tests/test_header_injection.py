@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
@@ -66,7 +66,7 @@ def services(tmp_path_factory):
 
 def stored(session: Session, raw: bytes = b"x") -> RawMessage:
     row = RawMessage(folder="INBOX", uidvalidity=1, uid=abs(hash(raw)) % 10**9, size=len(raw),
-                     arrived_at=datetime.now(timezone.utc), sha256=hashlib.sha256(raw).hexdigest(), raw=raw)
+                     arrived_at=datetime.now(UTC), sha256=hashlib.sha256(raw).hexdigest(), raw=raw)
     session.add(row)
     session.flush()
     return row

@@ -8,7 +8,7 @@ commands run through typer's CliRunner against a real config file.
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import Session, select
@@ -23,8 +23,15 @@ from mailbot.intake.message import InboundMessage
 from mailbot.models import Application, OutboxMessage, RawMessage
 from mailbot.pipeline import Handling
 from mailbot.services import build
-from tests.test_hours import (APPLIED_FROM, CONTACT, add_application, config_data, log, make_services,
-                              write_config)
+from tests.test_hours import (
+    APPLIED_FROM,
+    CONTACT,
+    add_application,
+    config_data,
+    log,
+    make_services,
+    write_config,
+)
 
 TEMPLATES = PROJECT_ROOT / "templates"
 
@@ -133,7 +140,7 @@ def test_a_letter_goes_in_english_to_an_applicant_who_asked(tmp_path):
 
 def handling(session, services, sender=APPLIED_FROM, uid=1) -> Handling:
     raw = RawMessage(folder="INBOX", uidvalidity=1, uid=uid, size=1, raw=b"x", sha256="0" * 64,
-                     arrived_at=datetime.now(timezone.utc))
+                     arrived_at=datetime.now(UTC))
     session.add(raw)
     session.flush()
     msg = InboundMessage(message_id="<m1@sample-seiki.example.jp>", sender=sender, sender_name="Tanaka",
@@ -167,10 +174,10 @@ def test_an_english_mail_without_its_template_is_refused_naming_the_file(tmp_pat
     services = build(config.validate(data, base_dir=tmp_path, origin="test"))
     application(services)
     choose(services, "en")
-    with pytest.raises(TemplateError, match=f"template not found: {templates / 'en' / 'japanese_only.txt.j2'}"):
-        with transaction(services.engine) as session:
-            row = session.exec(select(Application)).one()
-            letters.send(session, services, row, "japanese_only")
+    missing = f"template not found: {templates / 'en' / 'japanese_only.txt.j2'}"
+    with pytest.raises(TemplateError, match=missing), transaction(services.engine) as session:
+        row = session.exec(select(Application)).one()
+        letters.send(session, services, row, "japanese_only")
     assert outbox(services) == []
 
 

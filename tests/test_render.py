@@ -11,7 +11,14 @@ from mailbot import PROJECT_ROOT
 from mailbot.checks.problem import Problem
 from mailbot.config import ProgramSettings
 from mailbot.errors import TemplateError
-from mailbot.render import Renderer, english_date, hours_number, japanese_date, one_line, plain_address
+from mailbot.render import (
+    Renderer,
+    english_date,
+    hours_number,
+    japanese_date,
+    one_line,
+    plain_address,
+)
 
 PROGRAM = ProgramSettings(
     opens=date(2024, 5, 27), closes=date(2025, 1, 31), cap=18,

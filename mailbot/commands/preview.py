@@ -14,8 +14,9 @@ says clearly which value it lacks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import typer
 from sqlmodel import Session

@@ -21,7 +21,14 @@ from mailbot.models import Application, Transition
 from mailbot.render import japanese_date
 from mailbot.services import build
 from tests.e2e.conftest import PROGRAM_ADDRESS
-from tests.e2e.test_step01 import CONTACT, SENDER, application, applications, body, subject
+from tests.e2e.test_step01 import (
+    CONTACT,
+    SENDER,
+    application,
+    applications,
+    body,
+    subject,
+)
 from tests.test_hours import write_config
 
 TODAY = date.today()
