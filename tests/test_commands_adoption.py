@@ -294,3 +294,27 @@ def test_show_gives_the_hours_used_and_left(four, tmp_path):
     assert [(s["held_on"], s["kind"], s["hours"]) for s in ledger["sessions"]] == [("2026-07-01", "training", 4.5)]
     text = mailbot(tmp_path, "show", number(1)).stdout
     assert "hours: 4.5 h used of 23.0 h, 18.5 h left (19%)" in text and "工場の研修" in text
+
+
+def test_show_gives_the_documents_still_missing_and_the_meetings(four, tmp_path):
+    """After adoption show names both step-03 documents as missing; once documents are in and an
+    interview is set, it lists the meeting (when in Japan time, place, expert)."""
+    from datetime import datetime, timezone
+
+    from mailbot import schedule
+
+    mailbot(tmp_path, "adopt", number(1), "--by", STAFF)
+    data = json.loads(mailbot(tmp_path, "show", number(1), "--json").stdout)
+    assert data["documents"]["missing"] == ["held_info_list", "self_check"] and data["meetings"] == []
+    assert "still missing: 保有情報リスト" in mailbot(tmp_path, "show", number(1)).stdout
+    force(four, number(1), "documents_received")
+    with transaction(four.engine) as session:
+        wanted = schedule.meeting("2026-07-10 14:00", minutes=90, expert="山本 専門家", place="ジェトロ本部 5階")
+        schedule.schedule(session, four, number(1), "interview", wanted, actor=STAFF,
+                          now=datetime(2026, 7, 1, tzinfo=timezone.utc))
+    [meeting] = json.loads(mailbot(tmp_path, "show", number(1), "--json").stdout)["meetings"]
+    assert (meeting["step"], meeting["state"], meeting["minutes"], meeting["expert"]) == (
+        "interview", "scheduled", 90, "山本 専門家")
+    assert meeting["starts_at"] == "2026-07-10T05:00:00+00:00" and "14:00〜15:30" in meeting["when"]
+    text = mailbot(tmp_path, "show", number(1)).stdout
+    assert "ジェトロ本部 5階" in text and "14:00〜15:30" in text

@@ -2,7 +2,8 @@
 
     mailbot applications [--state S] [--json]   every application in queue order
     mailbot show ID [--json]                    one application: fields, seal, problems,
-                                                history, every mail sent to it, hours
+                                                history, every mail sent to it, step-03
+                                                documents, meetings, hours
 
 Both read only. ``listing`` and ``details`` give the same data as plain
 dicts (the --json output) for other tools; the position shown is where an
@@ -23,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session, select
 
-from mailbot import admission, hours, workflow
+from mailbot import admission, documents, hours, schedule, workflow
 from mailbot.cli import app, load_services
 from mailbot.errors import WorkflowError
 from mailbot.models import Application, OutboxMessage, RawMessage
@@ -95,9 +96,17 @@ def details(session: Session, services, reception_number: str) -> dict[str, Any]
         history=[_transition(t) for t in workflow.history(session, app_)],
         mails=[_mail(m) for m in session.exec(select(OutboxMessage).where(
             OutboxMessage.application_id == app_.id).order_by(OutboxMessage.id))],
+        documents=documents.summary(session, app_),
+        meetings=[_meeting(m) for m in schedule.appointments(session, app_)],
         hours=hours.summary(session, services, app_).as_json(),
     )
     return data
+
+
+def _meeting(row) -> dict[str, Any]:
+    return {"step": row.step, "state": row.state, "starts_at": _iso(row.starts_at), "minutes": row.minutes,
+            "when": schedule.when(admission.as_utc(row.starts_at), row.minutes), "place": row.place,
+            "url": row.url, "expert": row.expert, "uid": row.uid, "sequence": row.sequence}
 
 
 def seal_verdict(seal: dict[str, Any] | None) -> str:
@@ -172,7 +181,24 @@ def _print_details(console: Console, data: dict[str, Any]) -> None:
     console.print(_rows("mails", ["created", "kind", "status", "to", "subject"], [
         [_short(m["created_at"]), m["kind"], m["status"], ", ".join(m["to"]), m["subject"]]
         for m in data["mails"]]))
+    _print_documents(console, data["documents"])
+    if data["meetings"]:
+        console.print(_rows("meetings", ["step", "state", "when (Japan time)", "place / url", "expert"], [
+            [m["step"], m["state"], m["when"], m["place"] or m["url"], m["expert"]]
+            for m in data["meetings"]]))
     _print_hours(console, data["hours"])
+
+
+def _print_documents(console: Console, summary: dict[str, Any]) -> None:
+    """Step 03: the files received (this request or earlier) and what is still missing."""
+    if not summary["documents"] and not summary["requested_at"]:
+        return
+    console.print(_rows("step-03 documents", ["received", "document", "file", "this request"], [
+        [_short(d["received_at"]), d["title"], d["filename"], "yes" if d["current_request"] else "no"]
+        for d in summary["documents"]]))
+    if summary["missing"]:
+        missing = "、".join(documents.TITLES[kind] for kind in summary["missing"])
+        console.print(f"still missing: {escape(missing)}")
 
 
 def _print_hours(console: Console, ledger: dict[str, Any]) -> None:
