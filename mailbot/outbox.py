@@ -12,7 +12,6 @@ last allowed attempt marks the row "failed" for staff to see.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email import policy
@@ -30,12 +29,11 @@ from mailbot.db import transaction
 from mailbot.errors import TransportError
 from mailbot.models import OutboxAttachment, OutboxMessage
 from mailbot.oauth import provider_for
-from mailbot.render import one_line
+from mailbot.render import one_line, plain_address
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 BACKOFF_START = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
-_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
 
 
 @dataclass
@@ -106,7 +104,7 @@ def unique_addresses(addresses: list[str]) -> list[str]:
     seen: dict[str, str] = {}
     for address in addresses:
         address = address.strip()
-        if not _ADDRESS.fullmatch(address):
+        if not plain_address(address):  # e.g. "0:@x.jp" would open an address group in To:
             raise ValueError(f"not a bare e-mail address: {address!r}")
         seen.setdefault(address.lower(), address)
     if not seen:

@@ -56,7 +56,8 @@ def test_enqueue_dedups_recipients_and_fixes_the_message_id(engine):
         assert session.exec(select(OutboxMessage)).one().status == "pending"
 
 
-@pytest.mark.parametrize("to", [[], ["not an address"], ["a@b.jp\r\nBcc: c@d.jp"]])
+@pytest.mark.parametrize("to", [[], ["not an address"], ["a@b.jp\r\nBcc: c@d.jp"], ["0:@example.jp"],
+                                ["=?utf-8?q?a=0ABcc=3A_x?=@example.jp"]])
 def test_enqueue_refuses_bad_recipients(engine, to):
     with transaction(engine) as session, pytest.raises(ValueError):
         enqueue(session, kind="receipt", to=to, subject="s", body="b", from_address=FROM)
