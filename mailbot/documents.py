@@ -313,7 +313,7 @@ def document_files(handling: Handling) -> list[Attachment]:
 
 
 SPREADSHEET_ENDINGS = (".xlsx", ".xlsm", ".xls")
-_UTF8_NAME, _ENCRYPTED = 0x800, 0x1  # zip flag bits: the name is UTF-8; the member is encrypted
+_ENCRYPTED = 0x1  # zip flag bit 0: the member is encrypted
 
 
 def spreadsheets_in_zip(attachment: Attachment) -> list[Attachment]:
@@ -329,7 +329,7 @@ def spreadsheets_in_zip(attachment: Attachment) -> list[Attachment]:
 
 
 def _spreadsheet(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Attachment | None:
-    name = _member_name(member).rsplit("/", 1)[-1]
+    name = archives.member_name(member).rsplit("/", 1)[-1]
     if member.is_dir() or member.flag_bits & _ENCRYPTED or not name.lower().endswith(SPREADSHEET_ENDINGS):
         return None
     with archive.open(member) as handle:
@@ -337,16 +337,6 @@ def _spreadsheet(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Attachmen
     if len(data) > archives.MAX_PDF_BYTES:
         return None
     return Attachment(filename=name, content_type=content_type(name), data=data)
-
-
-def _member_name(member: zipfile.ZipInfo) -> str:
-    """Windows zips store Japanese names in cp932 without saying so (as intake.archives reads them)."""
-    if member.flag_bits & _UTF8_NAME:
-        return member.filename
-    try:
-        return member.filename.encode("cp437").decode("cp932")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return member.filename
 
 
 def request_time(session: Session, app: Application) -> datetime | None:

@@ -43,7 +43,7 @@ def pdfs_in_zip(attachment: Attachment) -> list[Attachment]:
 
 
 def _is_pdf_member(member: zipfile.ZipInfo) -> bool:
-    return not member.is_dir() and _name(member).lower().endswith(".pdf") and not member.flag_bits & _ENCRYPTED
+    return not member.is_dir() and member_name(member).lower().endswith(".pdf") and not member.flag_bits & _ENCRYPTED
 
 
 def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Attachment | None:
@@ -51,12 +51,12 @@ def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Attachment | 
     with archive.open(member) as handle:
         data = handle.read(MAX_PDF_BYTES + 1)
     if len(data) > MAX_PDF_BYTES:
-        log.info("zip member %r over %d bytes: left out", _name(member), MAX_PDF_BYTES)
+        log.info("zip member %r over %d bytes: left out", member_name(member), MAX_PDF_BYTES)
         return None
-    return Attachment(filename=_name(member).rsplit("/", 1)[-1], content_type="application/pdf", data=data)
+    return Attachment(filename=member_name(member).rsplit("/", 1)[-1], content_type="application/pdf", data=data)
 
 
-def _name(member: zipfile.ZipInfo) -> str:
+def member_name(member: zipfile.ZipInfo) -> str:
     """The member's name; Windows zips store Japanese names in cp932 without saying so."""
     if member.flag_bits & _UTF8_NAME:
         return member.filename
