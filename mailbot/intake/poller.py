@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import weakref
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mailbot import pipeline
@@ -59,7 +56,6 @@ def poll(services: Services, box: Mailbox | None = None) -> PollReport:
         with Mailbox(services.settings.imap) as own:
             return poll(services, own)
     imap = services.settings.imap
-    _index_unmoved(services.engine)
     uidvalidity, _uidnext = box.sync()
     stored = store_new(services, box, uidvalidity)
     processed = process_pending(services)
@@ -190,7 +186,7 @@ def move_done(services: Services, box: Mailbox, uidvalidity: int) -> int:
 
 
 def unmoved(folder: str, uidvalidity: int):
-    """Processed or quarantined mail still in the folder (found by ix_raw_message_moved)."""
+    """Processed or quarantined mail still in the folder (found by the index on raw_message.moved)."""
     return select(RawMessage.id, RawMessage.uid, RawMessage.status).where(
         RawMessage.folder == folder, RawMessage.uidvalidity == uidvalidity,
         RawMessage.status != "new", RawMessage.moved == False)  # noqa: E712
@@ -202,20 +198,3 @@ def record_poll(services: Services, folder: str, uidvalidity: int) -> None:
         state = session.get(FolderState, folder) or FolderState(folder=folder)
         state.uidvalidity, state.last_poll_at = uidvalidity, utcnow()
         session.add(state)
-
-
-_INDEXED: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def _index_unmoved(engine: Engine) -> None:
-    """Index raw_message.moved, so that move_done reads the few unmoved rows, not history.
-
-    The model does not declare this index yet (and create_all never adds one to
-    an existing table); the name is the one ``Field(index=True)`` would give,
-    so declaring it there later changes nothing.
-    """
-    if engine in _INDEXED:
-        return
-    with engine.begin() as connection:
-        connection.execute(text("CREATE INDEX IF NOT EXISTS ix_raw_message_moved ON raw_message (moved)"))
-    _INDEXED.add(engine)
