@@ -198,6 +198,31 @@ class WorkflowSettings(_Section):
 
 class StaffSettings(_Section):
     digest_to: list[str] = Field(default_factory=list)
+    #: When the digest goes out: five-field cron syntax, in digest_timezone.
+    digest_schedule: str = "0 9 * * mon-fri"
+    digest_timezone: str = "Asia/Tokyo"
+    #: Send a short "nothing new" digest when a period had nothing in it.
+    digest_when_empty: bool = True
+
+    @field_validator("digest_schedule")
+    @classmethod
+    def _cron(cls, schedule: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(schedule, timezone="Asia/Tokyo")
+        except ValueError as exc:
+            raise ValueError(f"not a five-field cron expression ({exc}): {schedule!r}") from None
+        return schedule
+
+    @field_validator("digest_timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {zone!r}") from exc
+        return zone
 
     @field_validator("digest_to", mode="before")
     @classmethod
@@ -220,6 +245,10 @@ class ServiceSettings(_Section):
     max_replies_per_recipient: int = Field(10, ge=1)
     reply_window_minutes: int = Field(180, ge=1)
     health_alert_minutes: int = Field(30, ge=1)
+    #: The log lines: "text" (for a terminal), "keyvalue" or "json" (for journald/search).
+    log_format: Literal["text", "keyvalue", "json"] = "text"
+    #: Port of the Prometheus endpoint on 127.0.0.1; 0 = no endpoint.
+    metrics_port: int = Field(0, ge=0, le=65535)
 
     @field_validator("answer_from")
     @classmethod

@@ -135,6 +135,8 @@ class OutboxMessage(SQLModel, table=True):
     to_addrs: list[str] = Field(sa_column=Column(JSON, nullable=False))
     subject: str
     body: str
+    #: An HTML alternative of ``body`` (the staff digest), or None for plain text only.
+    html: str | None = None
     message_id: str  # our own Message-ID, fixed when queued so a retry resends the same mail
     in_reply_to: str | None = None
     references: list[str] = Field(default_factory=list, sa_column=Column(JSON))

@@ -74,11 +74,14 @@ def enqueue(
     session: Session, *, kind: str, to: list[str], subject: str, body: str, from_address: str,
     in_reply_to: str | None = None, references: tuple[str, ...] | list[str] = (),
     application_id: int | None = None, raw_message_id: int | None = None, automatic: bool = True,
-    attachments: tuple[OutgoingFile, ...] | list[OutgoingFile] = (),
+    attachments: tuple[OutgoingFile, ...] | list[OutgoingFile] = (), html: str | None = None,
 ) -> OutboxMessage:
-    """Add a mail to send to the caller's session; its Message-ID is fixed here."""
+    """Add a mail to send to the caller's session; its Message-ID is fixed here.
+
+    ``html``: an HTML alternative of ``body`` (multipart/alternative, text first).
+    """
     row = OutboxMessage(
-        kind=kind, to_addrs=unique_addresses(to), subject=one_line(subject), body=body,
+        kind=kind, to_addrs=unique_addresses(to), subject=one_line(subject), body=body, html=html,
         message_id=make_msgid(domain=_domain(from_address)),
         in_reply_to=one_line(in_reply_to) if in_reply_to else None,
         references=_references(references, in_reply_to), automatic=automatic,
@@ -149,6 +152,9 @@ def build_email(row: OutboxMessage, smtp: SmtpSettings,
         msg["X-Loop"] = smtp.from_address
     cte = "7bit" if row.body.isascii() else "base64"  # no 8BITMIME needed anywhere
     msg.set_content(row.body, charset="utf-8", cte=cte)
+    if row.html:
+        # multipart/alternative: Outlook shows the HTML, plain readers the text.
+        msg.add_alternative(row.html, subtype="html", charset="utf-8", cte="base64")
     for file in attachments:
         _attach(msg, file)
     return msg
