@@ -1,0 +1,175 @@
+"""The opening-day burst: N applications at once, answered in arrival order (issue 7).
+
+    .venv/bin/python bench/burst.py [--n 1000] [--workers 2]
+
+Everything runs on this machine: a throwaway Dovecot (tests/dovecot.py, as
+the tests start it), an aiosmtpd SMTP sink, a SQLite database in a temp dir,
+the shipped rules and templates.
+
+1. N stamped application PDFs from N different companies are made (each
+   distinct: company name, corporate number, address), wrapped in mails and
+   written straight into the Maildir (../shared/notes/test-mail-servers.md),
+   one second apart in arrival time (the file's mtime is Dovecot's
+   INTERNALDATE, the clock that orders the queue).
+2. The service runs its cycle (poll, process, send: ``daemon.run_once``)
+   until the folder is drained and the sink holds one reply per company.
+3. The same PDFs are parsed bare by pdfplumber (text of every page) on
+   ``--workers`` processes: what reading them costs at the least.
+4. Printed: wall time, applications/s, the bare parse time, their ratio, the
+   peak RSS of this process (the service; PDF sandboxes are children and
+   reported apart), and whether the queue order equals the arrival order.
+
+Goals (issue 7): ratio <= 1.25, order exact, RSS <= 300 MB at 10,000.
+The last line is fixed, for comparing runs:
+
+    burst n=N wall_s=X apps_per_s=Y parse_ratio=R order=exact|wrong rss_mb=M
+"""
+
+import os
+import sys
+
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout, for tests/
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+import resource  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from datetime import date, timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pdfplumber  # noqa: E402
+from sqlmodel import Session, select  # noqa: E402
+
+from mailbot import PROJECT_ROOT, config, daemon, samples  # noqa: E402
+from mailbot.forms.fill import corporate_number, render_application, sample_values  # noqa: E402
+from mailbot.intake.imap import Mailbox  # noqa: E402
+from mailbot.models import Application  # noqa: E402
+from mailbot.services import Services, build  # noqa: E402
+from mailbot.sink import SmtpSink  # noqa: E402
+from tests.dovecot import Dovecot  # noqa: E402
+
+USER = "burst"
+
+
+def make_services(dovecot: Dovecot, sink_port: int, workdir: Path, n: int) -> Services:
+    """The program open today with room for all N: the queue order is the thing measured."""
+    today = date.today()
+    data = {
+        "imap": dovecot.settings(USER).model_dump(),
+        "smtp": {"host": "127.0.0.1", "port": sink_port, "security": "none",
+                 "from_address": "chizai@example.jp"},
+        "database": {"url": f"sqlite:///{workdir / 'burst.db'}"},
+        "program": {"opens": today - timedelta(days=1), "closes": today + timedelta(days=60), "cap": n},
+        "service": {"poll_seconds": 3600, "rules_dir": str(PROJECT_ROOT / "rules"),
+                    "templates_dir": str(PROJECT_ROOT / "templates"),
+                    "max_replies_per_recipient": 10},
+    }
+    return build(config.validate(data, base_dir=workdir, origin="bench"))
+
+
+def company_pdf(i: int) -> bytes:
+    """Company number i's stamped application PDF (distinct bytes for every i)."""
+    values = sample_values(company_name=f"株式会社バースト{i:05d}", contact_email=sender(i),
+                           corporate_number=corporate_number(f"{800000000000 + i:012d}"))
+    return render_application(values)
+
+
+def sender(i: int) -> str:
+    return f"tanto{i}@burst{i}.example.jp"
+
+
+def preload(dovecot: Dovecot, services: Services, pdfs: list[bytes]) -> None:
+    """Every mail written into Maildir new/, company i arriving i seconds after the first, in one go.
+
+    The first arrives an hour and N seconds ago: after the program opened, before now."""
+    first = int(time.time()) - 3600 - len(pdfs)
+    with Mailbox(services.settings.imap) as box:
+        box.select()  # Dovecot creates the Maildir on first access
+    maildir = dovecot.base / "mail" / USER / "Maildir"
+    account = dovecot.account
+    for i, pdf in enumerate(pdfs):
+        name = f"{first + i}.M{i}P1.burst"
+        tmp, new = maildir / "tmp" / name, maildir / "new" / name
+        tmp.write_bytes(samples.application_mail(pdf, sender=sender(i)))
+        os.utime(tmp, (first + i, first + i))
+        os.chown(tmp, account.uid, account.gid)
+        tmp.rename(new)
+
+
+def serve_until_answered(services: Services, sink: SmtpSink, n: int, timeout: float) -> float:
+    """Seconds the service takes, cycle after cycle, until every company has its reply."""
+    started = time.monotonic()
+    while len(sink.messages) < n:
+        report = daemon.run_once(services)
+        if report.poll is None:
+            raise RuntimeError("the poll failed: see the log")
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{len(sink.messages)} of {n} replies after {timeout:.0f} s")
+    return time.monotonic() - started
+
+
+def bare_parse(pdfs: list[bytes], workers: int) -> float:
+    """Seconds pdfplumber alone takes to extract the text of every PDF on ``workers`` processes."""
+    started = time.monotonic()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_text_of, pdfs, chunksize=16))
+    return time.monotonic() - started
+
+
+def _text_of(pdf: bytes) -> int:
+    with pdfplumber.open(io.BytesIO(pdf)) as doc:
+        return sum(len(page.extract_text() or "") for page in doc.pages)
+
+
+def queue_in_arrival_order(services: Services, n: int) -> bool:
+    """The queue, by position, is company 0, 1, 2, ... N-1: first come, first served."""
+    with Session(services.engine) as session:
+        queue = session.exec(select(Application).where(Application.position.is_not(None))
+                             .order_by(Application.position)).all()
+    return [a.company_name for a in queue] == [f"株式会社バースト{i:05d}" for i in range(n)]
+
+
+def peak_rss_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="applications (default 1,000)")
+    parser.add_argument("--workers", type=int, default=2, help="processes of the bare parse (default 2)")
+    parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    made = time.monotonic()
+    pdfs = [company_pdf(i) for i in range(args.n)]
+    print(f"made {args.n} PDFs in {time.monotonic() - made:.1f} s (not measured)", flush=True)
+    dovecot = Dovecot().start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="burst") as workdir, SmtpSink() as sink:
+            report(args, dovecot, sink, Path(workdir), pdfs)
+    finally:
+        dovecot.stop()
+
+
+def report(args, dovecot: Dovecot, sink: SmtpSink, workdir: Path, pdfs: list[bytes]) -> None:
+    services = make_services(dovecot, sink.port, workdir, args.n)
+    preload(dovecot, services, pdfs)
+    wall = serve_until_answered(services, sink, args.n, args.timeout)
+    order = "exact" if queue_in_arrival_order(services, args.n) else "wrong"
+    replies = len({tuple(m.rcpt_tos) for m in sink.messages})
+    # Before the bare parse: its worker processes would count as the service's children.
+    rss, children = peak_rss_mb(resource.RUSAGE_SELF), peak_rss_mb(resource.RUSAGE_CHILDREN)
+    parse = bare_parse(pdfs, args.workers)
+    print(f"service: {args.n} applications in {wall:.1f} s, {replies} distinct recipients answered, "
+          f"{len(sink.messages)} mails; queue order {order}", flush=True)
+    print(f"bare pdfplumber on {args.workers} processes: {parse:.1f} s; peak RSS service "
+          f"{rss:.0f} MB, largest child {children:.0f} MB", flush=True)
+    print(f"burst n={args.n} wall_s={wall:.1f} apps_per_s={args.n / wall:.1f} "
+          f"parse_ratio={wall / parse:.2f} order={order} rss_mb={rss:.0f}")
+
+
+if __name__ == "__main__":
+    main()
