@@ -7,8 +7,16 @@ poll is the safety net. With ``[imap] idle`` a watcher thread
 asks for the same job to run now. Whoever asks, cycles run one at a time
 (:class:`CycleGate`): a request that arrives while a cycle runs causes exactly
 one more cycle after it, never a second poll of the folder at the same time.
-SIGTERM/SIGINT stop the watcher (DONE, LOGOUT), let the cycle in hand
-finish, then stop.
+
+Signals (run_forever), for systemd (deploy/mailbot.service) and a terminal alike:
+- SIGTERM/SIGINT: STOPPING=1, stop the watcher (DONE, LOGOUT), let the cycle
+  in hand finish (its messages and its sends), start no other, exit 0;
+- SIGHUP: rules and templates read again and checked (:mod:`mailbot.reload`);
+  swapped in between two cycles, or refused with the reason while the old
+  ones stay in use.
+systemd hears READY=1 once the scheduler runs, WATCHDOG=1 at half the
+unit's WatchdogSec while cycles are not stuck (:class:`Watchdog`), and a
+STATUS= line after each cycle (:mod:`mailbot.systemd`).
 """
 
 from __future__ import annotations
@@ -16,15 +24,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from mailbot import documents, health, outbox
+from mailbot import documents, health, outbox, reload, systemd
 from mailbot.errors import ImapError, TransportError
 from mailbot.intake.imap import Mailbox
 from mailbot.intake.poller import PollReport, poll
@@ -34,6 +44,12 @@ from mailbot.services import Services
 log = logging.getLogger(__name__)
 
 JOB_ID = "cycle"
+WATCHDOG_JOB_ID = "watchdog"
+#: A cycle running longer than this is stuck (a server that never answers, a lock
+#: never released): the watchdog pings stop and systemd restarts the service. An
+#: opening-day burst of 100 applications takes about 25 s (bench/burst.py); each PDF
+#: is bounded by [service] pdf_timeout_seconds and each server command by its timeout.
+STUCK_SECONDS = 30 * 60
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,12 @@ class CycleReport:
     sent: int
     retried: int
     failed: int
+
+    def summary(self) -> str:
+        """One line for the log and `systemctl status`."""
+        polled = ("mailbox not reachable" if self.poll is None else
+                  f"{self.poll.stored} new, {self.poll.processed} processed, {self.poll.moved} moved")
+        return f"{polled}; {self.sent} sent, {self.retried} to retry, {self.failed} failed"
 
 
 def run_once(services: Services, connect: Callable[[], Mailbox] | None = None) -> CycleReport:
@@ -67,19 +89,33 @@ def run_once(services: Services, connect: Callable[[], Mailbox] | None = None) -
 
 
 class CycleGate:
-    """Runs cycles one at a time; a request during a cycle runs exactly one more after it."""
+    """Runs cycles one at a time; a request during a cycle runs exactly one more after it.
+
+    ``between_cycles(task)`` runs a task while no cycle runs (at once when the gate
+    is free, else right after the cycle in hand): how a reload swaps the rules.
+    ``close()`` lets the cycle in hand finish and starts no other (stopping).
+    """
 
     def __init__(self, cycle: Callable[[], object], wake: Callable[[], None] | None = None):
         self._cycle = cycle
         self._wake = wake or self.run  # how to get a cycle started when none runs
         self._lock = threading.Lock()
-        self._running = False
+        self._running = False  # a cycle or a between-cycles task holds the gate
         self._again = False
+        self._closed = False
+        self._between: list[Callable[[], None]] = []
+        self.started_at: float | None = None  # time.monotonic() when the cycle in hand began
         self.cycles = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def request(self) -> None:
         """Ask for a cycle soon: folded into the running one's follow-up if one runs."""
         with self._lock:
+            if self._closed:
+                return
             if self._running:
                 self._again = True
                 return
@@ -88,50 +124,139 @@ class CycleGate:
     def run(self) -> None:
         """Run a cycle now, then one more per batch of requests that came in meanwhile."""
         with self._lock:
+            if self._closed:
+                return
             if self._running:
                 self._again = True
                 return
             self._running = True
-        try:
-            self._run_until_quiet()
-        finally:
-            with self._lock:
-                self._running = False
+        self._hold(cycle=True, cycles_here=True)
 
-    def _run_until_quiet(self) -> None:
-        while True:
+    def between_cycles(self, task: Callable[[], None]) -> None:
+        """Run ``task`` while no cycle runs: now if the gate is free, else after the cycle in hand."""
+        with self._lock:
+            self._between.append(task)
+            if self._running:
+                return  # the holder runs it before letting go
+            self._running = True
+        # This thread (a signal handler) runs no cycle itself: one asked for meanwhile is woken.
+        self._hold(cycle=False, cycles_here=False)
+
+    def close(self) -> None:
+        """No cycle starts after this one; tasks already handed over still run."""
+        with self._lock:
+            self._closed = True
+
+    def busy_seconds(self) -> float | None:
+        """How long the cycle in hand has been running; None between cycles."""
+        started = self.started_at
+        return None if started is None else time.monotonic() - started
+
+    def _hold(self, cycle: bool, cycles_here: bool) -> None:
+        """Cycles and tasks until none is asked for; the gate is let go in the same locked
+        step that finds nothing left, so a request can never fall in between."""
+        quiet = wake = False
+        try:
+            while True:
+                if cycle:
+                    self._timed_cycle()
+                with self._lock:
+                    tasks, self._between = self._between, []
+                    asked = self._again and not self._closed
+                    cycle = asked and cycles_here
+                    if not tasks and not cycle:
+                        self._running = self._again = False
+                        quiet, wake = True, asked
+                        break
+                    self._again = asked and not cycles_here
+                for task in tasks:
+                    task()
+        finally:
+            if not quiet:  # a cycle or task raised: free the gate for the next one
+                with self._lock:
+                    self._running = False
+        if wake:
+            self._wake()
+
+    def _timed_cycle(self) -> None:
+        self.started_at = time.monotonic()
+        try:
             self._cycle()
-            self.cycles += 1
-            with self._lock:
-                if not self._again:
-                    return
-                self._again = False
+        finally:
+            self.started_at = None
+        self.cycles += 1
+
+
+class Watchdog:
+    """WATCHDOG=1 to systemd, but only while cycles are not stuck.
+
+    The scheduler runs ``ping`` at half $WATCHDOG_USEC: a hung process (or a
+    scheduler that no longer dispatches jobs) stops pinging by itself; a cycle
+    running longer than ``stuck_seconds`` stops it on purpose, and systemd
+    restarts the service (Restart=on-failure).
+    """
+
+    def __init__(self, gate: CycleGate, stuck_seconds: float = STUCK_SECONDS):
+        self.gate = gate
+        self.stuck_seconds = stuck_seconds
+        self._told = False  # the "stuck" line is logged once per stuck cycle
+
+    def ping(self) -> bool:
+        """Ping systemd unless the cycle in hand is stuck; True when a ping went out."""
+        busy = self.gate.busy_seconds()
+        if busy is not None and busy > self.stuck_seconds:
+            if not self._told:
+                log.error("cycle running for %.0f s (more than %.0f s): stuck; no more watchdog "
+                          "pings, systemd will restart the service", busy, self.stuck_seconds)
+                systemd.notify(systemd.status(f"stuck: a cycle has run for {busy:.0f} s"))
+                self._told = True
+            return False
+        self._told = False
+        return systemd.notify(systemd.WATCHDOG)
 
 
 class Daemon:
-    """The running service: the scheduled job, the IDLE watcher and the reused IMAP connection."""
+    """The running service: the scheduled jobs, the IDLE watcher and the reused IMAP connection."""
 
-    def __init__(self, services: Services, scheduler: BaseScheduler | None = None):
+    def __init__(self, services: Services, scheduler: BaseScheduler | None = None,
+                 stuck_seconds: float = STUCK_SECONDS):
         self.services = services
         self.scheduler = scheduler or BlockingScheduler(timezone="Asia/Tokyo")
         self.gate = CycleGate(self._cycle, wake=self._run_job_now)
+        self.watchdog = Watchdog(self.gate, stuck_seconds)
         self.watcher: Watcher | None = None
+        self.last: CycleReport | None = None
+        self._last_line = "no cycle yet"  # the STATUS= text after the latest cycle
         self._box: Mailbox | None = None
 
     def start(self) -> None:
-        """Add the job, start the watcher, start the scheduler (blocks if it is a BlockingScheduler)."""
-        self.scheduler.add_job(
-            self.gate.run, "interval", seconds=self.services.settings.service.poll_seconds,
-            id=JOB_ID, max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc),
-        )
+        """Add the jobs, start the watcher, start the scheduler (blocks if it is a BlockingScheduler)."""
+        if self.gate.closed:
+            return  # stopped before it started (SIGTERM during start-up)
+        for job in self.jobs():
+            self.scheduler.add_job(**job)
+        self.scheduler.add_listener(self._ready, EVENT_SCHEDULER_STARTED)
         if self.services.settings.imap.idle:
             self.watcher = Watcher(self.services.settings.imap, self.gate.request).start()
         log.info("mailbot running: every %ss%s", self.services.settings.service.poll_seconds,
                  ", and on IMAP IDLE" if self.watcher else "")
         self.scheduler.start()
 
+    def jobs(self) -> list[dict]:
+        """The scheduler's jobs, as add_job keywords: another periodic task is one more entry."""
+        now = datetime.now(timezone.utc)
+        jobs = [dict(func=self.gate.run, trigger="interval", seconds=self.services.settings.service.poll_seconds,
+                     id=JOB_ID, max_instances=1, coalesce=True, next_run_time=now)]
+        interval = systemd.watchdog_seconds()
+        if interval:  # the unit sets WatchdogSec: ping at half of it, as sd_watchdog_enabled(3) advises
+            jobs.append(dict(func=self.watchdog.ping, trigger="interval", seconds=interval / 2,
+                             id=WATCHDOG_JOB_ID, max_instances=1, coalesce=True, next_run_time=now))
+        return jobs
+
     def stop(self) -> None:
-        """Stop the watcher, then the scheduler; the cycle in hand finishes first."""
+        """Stop the watcher, then the scheduler; the cycle in hand finishes first, no other starts."""
+        systemd.notify(systemd.STOPPING, systemd.status("stopping: finishing the cycle in hand"))
+        self.gate.close()
         if self.watcher is not None:
             self.watcher.stop()
         # wait=True joins the worker running the current cycle: the message in hand and
@@ -139,6 +264,33 @@ class Daemon:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self._drop_connection()
+        log.info("stopped after %d cycle(s)%s", self.gate.cycles,
+                 f"; the last: {self.last.summary()}" if self.last else "")
+
+    def reload(self) -> bool:
+        """Read and check rules and templates; swap them in between cycles, or keep the old ones."""
+        systemd.notify(systemd.reloading(), systemd.status("reloading rules and templates"))
+        outcome = reload.prepare(self.services)
+        if isinstance(outcome, reload.Refusal):
+            log.error("reload refused, the rules and templates in use stay: %s", outcome.reason)
+            systemd.notify(systemd.READY, systemd.status(f"reload refused ({outcome.reason}); "
+                                                         "running on the previous rules and templates"))
+            return False
+        self.gate.between_cycles(lambda: self._swap(outcome))
+        return True
+
+    def _swap(self, parts: reload.Parts) -> None:
+        reload.apply(self.services, parts)
+        service = self.services.settings.service
+        log.info("reloaded rules from %s and templates from %s", self.services.settings.path(service.rules_dir),
+                 self.services.settings.path(service.templates_dir))
+        systemd.notify(systemd.READY, systemd.status("rules and templates reloaded; " + self._last_line))
+
+    def _ready(self, _event: object) -> None:
+        log.info("scheduler started: ready")
+        systemd.notify(systemd.READY, systemd.status(
+            f"running: a poll every {self.services.settings.service.poll_seconds} s"
+            + (" and on IMAP IDLE" if self.watcher else "")))
 
     def _run_job_now(self) -> None:
         try:
@@ -150,7 +302,12 @@ class Daemon:
         report = run_once(self.services, self._connection)
         if report.poll is None:
             self._drop_connection()  # it failed: the next cycle starts from a fresh login
-        log.info("cycle sent=%d retried=%d failed=%d", report.sent, report.retried, report.failed)
+        self.last = report
+        log.info("cycle: %s", report.summary())
+        # gate.cycles counts finished cycles: this one is the next.
+        self._last_line = (f"last cycle {datetime.now().astimezone():%Y-%m-%d %H:%M:%S}: "
+                           f"{report.summary()} ({self.gate.cycles + 1} since start)")
+        systemd.notify(systemd.status(self._last_line))
 
     def _connection(self) -> Mailbox:
         """The IMAP connection kept between cycles, tested with NOOP; a new one if it died."""
@@ -174,15 +331,24 @@ class Daemon:
 
 
 def run_forever(services: Services) -> None:
-    """Run until SIGTERM or SIGINT."""
+    """Run until SIGTERM or SIGINT; SIGHUP reloads rules and templates."""
     daemon = Daemon(services)
-    stop = lambda signum, _frame: _stop(daemon, signum)  # noqa: E731
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    install_signals(daemon)
     daemon.start()
     log.info("mailbot stopped")
 
 
-def _stop(daemon: Daemon, signum: int) -> None:
-    log.info("signal %s: finishing the cycle in hand, then stopping", signal.Signals(signum).name)
-    daemon.stop()
+def install_signals(daemon: Daemon) -> None:
+    """SIGTERM/SIGINT stop the daemon, SIGHUP reloads it (default SIGHUP would kill it)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: finishing the cycle in hand, then stopping", signal.Signals(signum).name)
+        daemon.stop()
+
+    def reload_files(_signum: int, _frame: object) -> None:
+        log.info("signal SIGHUP: reloading rules and templates")
+        daemon.reload()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload_files)
