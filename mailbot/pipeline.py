@@ -23,16 +23,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from mailbot import bounces, desk, documents, reception, replies
+from mailbot import bounces, desk, documents, logs, reception, replies
 from mailbot.db import transaction
 from mailbot.errors import MailbotError, MailError
 from mailbot.intake import mime
 from mailbot.intake.classify import Classification, classify
 from mailbot.intake.message import InboundMessage
-from mailbot.models import RawMessage, utcnow
+from mailbot.models import Application, OutboxMessage, RawMessage, Transition, utcnow
 from mailbot.services import Services
+from mailbot.staff import PREFIX as STAFF_PREFIX
+from mailbot.tables.desk import ConsultationRequest
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +58,15 @@ def process(services: Services, raw_id: int) -> str:
                            thread=thread_of(services, msg))
         _refuse_our_own_failures(verdict)
         with transaction(services.engine) as session:
-            return _handle(services, session, raw_id, msg, verdict)
+            mail_class, fields = _handle(services, session, raw_id, msg, verdict)
     except MailbotError as exc:
         return quarantine(services, raw_id, exc)
     except Exception as exc:  # noqa: BLE001  a bug must not lose the mail or stop the others
-        log.exception("raw message %s failed", raw_id)
+        log.exception("processing failed", extra={logs.FIELDS: {"message": raw_id}})
         return quarantine(services, raw_id, exc)
+    if fields is not None:  # logged once committed: a failed commit is a quarantine line instead
+        logs.event(log, "processed", **fields)
+    return mail_class
 
 
 #: PDF errors that are the service's fault, not the applicant's: the mail is kept
@@ -92,21 +97,23 @@ def thread_of(services: Services, msg: InboundMessage) -> str | None:
         return app.reception_number if app is not None else None
 
 
-def _handle(services, session, raw_id, msg: InboundMessage, verdict: Classification) -> str:
+def _handle(services, session, raw_id, msg: InboundMessage,
+            verdict: Classification) -> tuple[str, dict | None]:
+    """Run the class's handler; (the class, the fields of the "processed" line, None if not ours)."""
     raw = session.get(RawMessage, raw_id)
     if raw.status != "new":  # another run finished it while we were reading the PDF
-        return raw.mail_class or raw.status
+        return raw.mail_class or raw.status, None
     raw.sender, raw.subject, raw.message_id = msg.sender, msg.subject, msg.message_id
     raw.mail_class, raw.reason = verdict.mail_class, verdict.reason
     cut_off = services.settings.service.answer_from
-    if cut_off is not None and raw.arrived_at < cut_off:
+    before_go_live = cut_off is not None and raw.arrived_at < cut_off
+    if before_go_live:
         # Already in the mailbox when the service went live: keep it, answer nothing.
         raw.reason = f"{verdict.reason}; arrived before the go-live cut-off {cut_off.isoformat()}"
     else:
         HANDLERS[verdict.mail_class](Handling(services, session, raw, msg), verdict)
     raw.status, raw.processed_at = "processed", utcnow()
-    log.info("message=%s class=%s reason=%s", raw_id, raw.mail_class, raw.reason)
-    return verdict.mail_class
+    return verdict.mail_class, processed_fields(session, raw, verdict, before_go_live)
 
 
 def quarantine(services: Services, raw_id: int, exc: BaseException) -> str:
@@ -115,8 +122,59 @@ def quarantine(services: Services, raw_id: int, exc: BaseException) -> str:
         raw = session.get(RawMessage, raw_id)
         raw.status, raw.processed_at = "quarantined", utcnow()
         raw.error = f"{type(exc).__name__}: {exc}"
-    log.warning("message=%s quarantined error=%s", raw_id, type(exc).__name__)
+        uid, message_id = raw.uid, raw.message_id
+    # The error's type only: its text may quote the mail; `mailbot quarantined` shows it to staff.
+    logs.event(log, "processed", logging.WARNING, message=raw_id, uid=uid, message_id=message_id,
+               verdict="quarantined", error=type(exc).__name__)
     return "quarantined"
+
+
+# --- the "processed" log line ------------------------------------------------------
+
+#: The verdict of a message that touched no application or desk request, by class.
+VERDICT_BY_CLASS = {"automatic": "ignored", "junk": "ignored"}
+
+
+def processed_fields(session: Session, raw: RawMessage, verdict: Classification, before_go_live: bool) -> dict:
+    """The fields of one message's "processed" line: ids, class, verdict, reception number, replies.
+
+    Read back from what the handler wrote in this transaction (the mails it
+    queued, the application or desk request it touched), so no handler has to
+    report anything. Never a value of the form: only numbers, states, codes.
+    """
+    kinds = session.exec(select(OutboxMessage.kind).where(
+        OutboxMessage.raw_message_id == raw.id).order_by(OutboxMessage.id)).all()
+    record = _application_of(session, raw) or _request_of(session, raw)
+    outcome = record.state if record is not None else VERDICT_BY_CLASS.get(verdict.mail_class, "for_staff")
+    return {
+        "message": raw.id, "uid": raw.uid, "message_id": raw.message_id, "class": verdict.mail_class,
+        "kind": verdict.kind or None, "verdict": "before_go_live" if before_go_live else outcome,
+        "reception_number": getattr(record, "reception_number", None) or getattr(record, "number", None),
+        "reply": [k for k in kinds if not k.startswith(STAFF_PREFIX)] or None,
+        "staff_notice": [k for k in kinds if k.startswith(STAFF_PREFIX)] or None,
+        "problems": _problem_codes(record),
+        "pdf_error": verdict.pdf_error.code if verdict.pdf_error is not None else None,
+    }
+
+
+def _application_of(session: Session, raw: RawMessage) -> Application | None:
+    """The application this message changed or was answered about, if any."""
+    app_id = session.exec(select(OutboxMessage.application_id).where(
+        OutboxMessage.raw_message_id == raw.id, OutboxMessage.application_id.is_not(None))).first()
+    app_id = app_id or session.exec(select(Transition.application_id).where(
+        Transition.raw_message_id == raw.id)).first()
+    return session.get(Application, app_id) if app_id is not None else None
+
+
+def _request_of(session: Session, raw: RawMessage) -> ConsultationRequest | None:
+    return session.exec(select(ConsultationRequest).where(ConsultationRequest.raw_message_id == raw.id)).first()
+
+
+def _problem_codes(record) -> list[str] | None:
+    """The codes of the errors to fix (e.g. seal_missing): rule names, never the values read."""
+    if record is None or record.state != "needs_fix":
+        return None
+    return [p["code"] for p in record.problems if p.get("severity", "error") == "error"] or None
 
 
 def _automatic(handling: Handling, verdict: Classification) -> None:

@@ -28,7 +28,7 @@ from email.policy import compat32
 
 from sqlmodel import Session, select
 
-from mailbot import pipeline
+from mailbot import logs, pipeline
 from mailbot.db import transaction
 from mailbot.intake.imap import FetchedMail, Mailbox
 from mailbot.models import FolderState, RawMessage, utcnow
@@ -61,7 +61,7 @@ def poll(services: Services, box: Mailbox | None = None) -> PollReport:
     processed = process_pending(services)
     moved = move_done(services, box, uidvalidity)
     record_poll(services, imap.folder, uidvalidity)
-    log.info("poll folder=%s stored=%d processed=%d moved=%d", imap.folder, stored, processed, moved)
+    logs.event(log, "poll", folder=imap.folder, stored=stored, processed=processed, moved=moved)
     return PollReport(stored, processed, moved)
 
 
