@@ -226,6 +226,7 @@ class Daemon:
         self.watchdog = Watchdog(self.gate, stuck_seconds)
         self.watcher: Watcher | None = None
         self.last: CycleReport | None = None
+        self.templates = reload.template_names(services.renderer)  # a reload must keep them all
         self._last_line = "no cycle yet"  # the STATUS= text after the latest cycle
         self._box: Mailbox | None = None
 
@@ -270,7 +271,7 @@ class Daemon:
     def reload(self) -> bool:
         """Read and check rules and templates; swap them in between cycles, or keep the old ones."""
         systemd.notify(systemd.reloading(), systemd.status("reloading rules and templates"))
-        outcome = reload.prepare(self.services)
+        outcome = reload.prepare(self.services, self.templates)
         if isinstance(outcome, reload.Refusal):
             log.error("reload refused, the rules and templates in use stay: %s", outcome.reason)
             systemd.notify(systemd.READY, systemd.status(f"reload refused ({outcome.reason}); "

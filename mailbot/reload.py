@@ -39,15 +39,19 @@ class Refusal:
     reason: str
 
 
-def prepare(services: Services) -> Parts | Refusal:
-    """Read and check the configured rules and templates; nothing in ``services`` changes."""
+def prepare(services: Services, templates_in_use: set[str] | frozenset[str] = frozenset()) -> Parts | Refusal:
+    """Read and check the configured rules and templates; nothing in ``services`` changes.
+
+    ``templates_in_use``: the template files the service started with
+    (``template_names`` at start): one of them gone is refused too.
+    """
     settings = services.settings
     rules_dir = settings.path(settings.service.rules_dir)
     try:
         rulesets = {form: ruleset.load(rules_dir, form) for form in ruleset.FORMS}
         triage = load_triage(rules_dir / "triage.toml")
         renderer = Renderer(settings.path(settings.service.templates_dir), services.renderer.language)
-        compile_all(renderer, required=template_names(services.renderer))
+        compile_all(renderer, required=set(templates_in_use))
     except (RulesError, TemplateError) as exc:
         return Refusal(str(exc))
     return Parts(rulesets, triage, renderer)
@@ -72,7 +76,7 @@ def compile_all(renderer: Renderer, required: set[str]) -> None:
     missing = sorted(required - names)
     if missing:
         raise TemplateError(f"template not found: {renderer.templates_dir / missing[0]}"
-                            f" (in use before the reload; {len(missing)} missing)")
+                            f" (there at start; {len(missing)} missing)")
     for name in sorted(names):
         try:
             renderer.env.get_template(name)
