@@ -29,8 +29,8 @@ from sqlmodel import Session, select
 
 from mailbot import admission, documents, hours
 from mailbot.admission import ADOPTED_STATES, as_utc
+from mailbot.models import Application, FolderState, HeldAddress, OutboxMessage, RawMessage, Transition
 from mailbot.staff import duration
-from mailbot.models import Application, FolderState, HeldAddress, OutboxMessage, RawMessage
 
 #: Outbox kinds as staff call them; a kind not listed shows as it is.
 KIND_LABELS = {
@@ -237,9 +237,16 @@ def awaiting(session: Session, services, period: Period) -> tuple[Awaiting, ...]
     return tuple(
         Awaiting(position=rank, reception_number=app.reception_number, company_name=app.company_name,
                  region=region_name(services, app.country), hours_requested=app.hours_requested,
-                 received_at=app.queued_at, seal=seal_verdict(app.seal), new=period.holds(app.queued_at),
+                 received_at=app.queued_at, seal=seal_verdict(app.seal), new=period.holds(_queued(session, app)),
                  commands=(f"mailbot show {app.reception_number}", f"mailbot adopt {app.reception_number}"))
         for rank, app in enumerate(admission.queue(session), start=1))
+
+
+def _queued(session: Session, app: Application) -> datetime | None:
+    """When the application last joined the queue (the processing, not the mail's arrival)."""
+    query = (select(Transition.at).where(Transition.application_id == app.id, Transition.to_state == "queued")
+             .order_by(Transition.id.desc()).limit(1))
+    return session.exec(query).first()
 
 
 def documents_in(session: Session, period: Period) -> tuple[DocumentsIn, ...]:
