@@ -73,7 +73,7 @@ def configure(log_format: str, verbose: bool = False, secrets: Iterable[str] = (
     for old in _installed:
         root.removeHandler(old)
     _installed.clear()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(formatter(log_format))
     handler.addFilter(Redactor(secrets))
     root.addHandler(handler)
@@ -91,6 +91,25 @@ def secrets_of(settings) -> list[str]:
     values = [settings.imap.password, settings.smtp.password,
               settings.oauth2.client_secret.get_secret_value(), settings.oauth2.refresh_token.get_secret_value()]
     return [value for value in values if value]
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when each record is written, not when configured.
+
+    The command line's test runner and pytest swap sys.stderr for a while and
+    close their copy: a handler holding it would then write to a closed file.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass  # StreamHandler.__init__ sets it; the property always answers the current one
 
 
 class Redactor(logging.Filter):

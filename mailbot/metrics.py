@@ -42,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from mailbot import admission
+from mailbot.errors import ConfigError
 from mailbot.models import Application, FolderState, OutboxMessage, RawMessage
 from mailbot.services import Services
 
@@ -74,10 +75,17 @@ class MetricsServer:
 
 
 def serve(services: Services, port: int) -> MetricsServer:
-    """Serve /metrics on 127.0.0.1:``port`` in a daemon thread (port 0: a free one, for tests)."""
+    """Serve /metrics on 127.0.0.1:``port`` in a daemon thread (port 0: a free one, for tests).
+
+    A port already taken is a ConfigError naming the setting: the operator asked for it.
+    """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(services))
-    httpd, thread = start_http_server(port, addr=ADDRESS, registry=registry)
+    try:
+        httpd, thread = start_http_server(port, addr=ADDRESS, registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"[service] metrics_port = {port}: cannot listen on {ADDRESS}:{port}: "
+                          f"{exc.strerror or exc}") from None
     server = MetricsServer(httpd, thread)
     log.info("metrics on http://%s:%d/metrics", *server.address)
     return server

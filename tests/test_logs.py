@@ -7,10 +7,12 @@ never printed, Japanese kept readable.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import shlex
+import sys
 from datetime import date
 
 import pytest
@@ -193,3 +195,15 @@ def test_secret_looking_fields_and_assignments_are_blanked(capsys, log_format):
 
 def test_a_password_in_the_settings_is_found_for_scrubbing():
     assert set(logs.secrets_of(settings())) == {PASSWORD, SMTP_PASSWORD}
+
+
+def test_the_handler_writes_to_stderr_as_it_is_now_not_as_it_was(capsys, monkeypatch):
+    """The command line's test runner configures logging with its own stderr, then closes it."""
+    runner_stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", runner_stderr)
+    logs.configure("json")
+    monkeypatch.undo()
+    runner_stderr.close()
+    log.info("after the runner")
+    [line] = lines(capsys)
+    assert json.loads(line)["msg"] == "after the runner"

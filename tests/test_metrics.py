@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mailbot import PROJECT_ROOT, config, metrics, outbox, pipeline, samples
 from mailbot.db import transaction
-from mailbot.errors import MailError
+from mailbot.errors import ConfigError, MailError
 from mailbot.forms.fill import corporate_number, render_application, sample_values
 from mailbot.intake import poller
 from mailbot.models import RawMessage
@@ -171,3 +171,8 @@ def test_stop_closes_the_port(services):
     server.stop()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_a_port_already_taken_is_refused_with_the_setting_named(services, endpoint):
+    with pytest.raises(ConfigError, match=rf"metrics_port = {endpoint.port}: cannot listen on 127.0.0.1"):
+        metrics.serve(services, endpoint.port)
