@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
-from mailbot import daemon, logs, samples
+from mailbot import daemon, logs, pipeline, samples
+from mailbot.errors import MailError
 from mailbot.forms.fill import corporate_number, render_application, sample_values
 from mailbot.models import Application, RawMessage
+from mailbot.tables.desk import ConsultationRequest
 from tests.test_logs import parse_keyvalue
 
+CORPUS = Path(__file__).parent.parent / "corpus"
 SEIKI = sample_values(contact_email="tanaka@sample-seiki.example.jp")
 KOGYO = sample_values(company_name="サンプル工業株式会社", corporate_number=corporate_number("030401077703"),
                       address="大阪府大阪市北区梅田3-3-3", representative_name="鈴木 一郎",
@@ -92,3 +96,22 @@ def _nothing_a_company_wrote(stderr: str, services) -> None:
     for value in CONTENTS:
         assert str(value) not in stderr, value
     assert services.settings.imap.password and services.settings.imap.password not in stderr
+
+
+def test_a_desk_request_and_a_quarantined_mail_each_get_their_line(services, mailbox, smtp_sink, capsys):
+    logs.configure("json", secrets=logs.secrets_of(services.settings))
+    mailbox.deliver((CORPUS / "18-consultation-form.eml").read_bytes())
+    daemon.run_once(services)
+    with Session(services.engine) as session:
+        request = session.exec(select(ConsultationRequest)).one()
+        raw_id = session.exec(select(RawMessage.id)).one()
+    # The same mail again, as `mailbot reprocess` would after a failure: kept for staff with its error.
+    pipeline.quarantine(services, raw_id, MailError("the PDF reader is not installed"))
+    lines = records(capsys.readouterr().err, "json")
+    desk_line, quarantined = [r for r in lines if r["msg"] == "processed"]
+    assert (desk_line["class"], desk_line["verdict"], desk_line["reception_number"]) == (
+        "consultation", request.state, request.number)
+    assert request.number.startswith("TS-C-") and desk_line["reply"] == ["desk_received"]
+    assert (quarantined["level"], quarantined["message"], quarantined["verdict"], quarantined["error"]) == (
+        "warning", raw_id, "quarantined", "MailError")
+    assert "PDF reader" not in json.dumps(quarantined, ensure_ascii=False)  # the text stays in the database
