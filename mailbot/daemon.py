@@ -256,6 +256,11 @@ class Daemon:
 
     def stop(self) -> None:
         """Stop the watcher, then the scheduler; the cycle in hand finishes first, no other starts."""
+        if self.gate.closed:
+            # A second SIGTERM/SIGINT runs inside the first one's wait: closing the IMAP
+            # connection here would pull it from under the cycle still running.
+            log.info("already stopping: waiting for the cycle in hand")
+            return
         systemd.notify(systemd.STOPPING, systemd.status("stopping: finishing the cycle in hand"))
         self.gate.close()
         if self.watcher is not None:
