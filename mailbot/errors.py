@@ -4,6 +4,7 @@
     ├── ConfigError            config.toml or an environment override is wrong (names the key)
     ├── RulesError             a file in rules/ is wrong (names the file and the entry)
     ├── TemplateError          a mail template is missing or fails to render
+    ├── SchemaError            the database is not at this mailbot's schema (names `mailbot db upgrade`)
     ├── MailError              anything about one inbound message
     │   ├── ParseError         the MIME structure cannot be read (message is quarantined raw)
     │   └── PdfError           an attachment cannot be read as a PDF (code + message)
@@ -32,6 +33,10 @@ class RulesError(MailbotError):
 
 class TemplateError(MailbotError):
     """A template is missing or cannot be rendered."""
+
+
+class SchemaError(MailbotError):
+    """The database's schema revision is not this mailbot's: what it is at, what is needed, what to run."""
 
 
 class MailError(MailbotError):
