@@ -162,10 +162,13 @@ class Seeded:
 
 @pytest.fixture
 def seeded(tmp_path) -> Seeded:
+    return seed(make_services(tmp_path))
+
+
+def seed(services) -> Seeded:
     """Cap 5: 1-3 adopted (1 and 3 sent their documents, 3 is in service with 2.5 h), 4-5 queued,
     6 waitlisted; in the mailbox a question, an out-of-office, a list mail, spam, a bounce of a
     receipt to company 4, and a mail that cannot be parsed."""
-    services = make_services(tmp_path)
     start = datetime.now(UTC)
     for n in COMPANIES:
         apply(services, n)
