@@ -475,3 +475,19 @@ def test_preview_prints_the_digest_and_changes_nothing(seeded, tmp_path):
     assert digests(seeded.services) == [] and digest_mails(seeded.services) == []
     neither = runner.invoke(cli, ["--config", str(path), "digest"])
     assert neither.exit_code == 2 and "--preview or --send" in neither.output
+
+
+def test_send_says_when_nobody_can_get_it_or_the_mail_server_is_away(tmp_path):
+    runner = CliRunner()
+    nobody = write_config(tmp_path / "nobody.toml", config_data(tmp_path, digest_to=[]))
+    refused = runner.invoke(cli, ["--config", str(nobody), "digest", "--send"])
+    assert refused.exit_code == 1 and "digest NOT mailed (no_recipients)" in refused.output
+    path = write_config(tmp_path / "config.toml", config_data(tmp_path))  # SMTP on port 1: nobody listens
+    away = runner.invoke(cli, ["--config", str(path), "digest", "--send"])
+    assert away.exit_code == 1 and "sent=0 retried=1 failed=0" in away.output
+    services = make_services(tmp_path)
+    [mail] = digest_mails(services)
+    assert mail.status == "pending"  # the daemon's next cycle sends it
+    assert [r.outcome for r in digests(services)] == ["no_recipients", "sent"]
+    html_alone = runner.invoke(cli, ["--config", str(path), "digest", "--send", "--html"])
+    assert html_alone.exit_code == 2 and "--html goes with --preview" in html_alone.output

@@ -21,7 +21,7 @@ def digest_command(
     send: bool = typer.Option(False, "--send", help="Send a digest now (it ends the period)."),
     html: bool = typer.Option(False, "--html", help="With --preview: print the HTML part."),
 ) -> None:
-    """The staff digest: --preview prints it, --send mails it to [staff] digest_to now."""
+    """The staff digest: --preview prints it, --send mails it now to the staff list (digest_to)."""
     if preview == send:
         typer.echo("mailbot: give one of --preview or --send", err=True)
         raise typer.Exit(2)
