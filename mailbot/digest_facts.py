@@ -10,7 +10,8 @@ sections, in the order staff read them (../shared/spec/workflow.md):
    addresses held after a bounce. Each item names the command to run next.
    What is outstanding is shown until staff act on it, not only in the
    period it arrived: a queued application still needs adopting tomorrow.
-2. answered by the service in the period — mails sent, counted per kind.
+2. answered by the service in the period — the mails it sent by itself, counted
+   per kind (and, for the record, those staff commands sent).
 3. filtered in the period — out-of-office, lists, bounces, spam, as counts.
 4. the program — adopted n / cap and per region, the waiting list, hours
    used and left per company, support days left, anything stuck.
@@ -189,6 +190,7 @@ class Digest:
     quarantined: tuple[InboundItem, ...]
     bounced: tuple[Bounced, ...]
     answered: tuple[Count, ...]
+    by_staff: tuple[Count, ...]  # mails staff commands sent (adoption, invitations…), for the record
     filtered: tuple[Count, ...]
     program: Program
     stuck: tuple[Stuck, ...]
@@ -210,7 +212,8 @@ class Digest:
     @property
     def is_empty(self) -> bool:
         """Nothing needs a person, nothing stuck, no mail in or out in the period."""
-        return not (self.needs_person or self.stuck or self.answered_total or self.filtered_total)
+        return not (self.needs_person or self.stuck or self.answered_total or self.by_staff
+                    or self.filtered_total)
 
 
 def gather(session: Session, services, period: Period) -> Digest:
@@ -223,6 +226,7 @@ def gather(session: Session, services, period: Period) -> Digest:
         quarantined=quarantined(session, period),
         bounced=bounced(session, period),
         answered=answered(session, period),
+        by_staff=answered(session, period, automatic=False),
         filtered=filtered(session, period),
         program=program(session, services, period.end),
         stuck=stuck(session, services, period.end),
@@ -310,10 +314,12 @@ def _raw_in_period(session: Session, period: Period, *conditions) -> list[RawMes
 # --- 2. answered, 3. filtered -------------------------------------------------------------
 
 
-def answered(session: Session, period: Period) -> tuple[Count, ...]:
-    """Mails to applicants queued in the period, per kind (staff notices and digests left out)."""
+def answered(session: Session, period: Period, *, automatic: bool = True) -> tuple[Count, ...]:
+    """Mails to applicants queued in the period, per kind: those the service sent by itself
+    (``automatic``), or those a staff command sent. Staff notices and digests are left out."""
     query = (select(OutboxMessage.kind, func.count())
              .where(OutboxMessage.created_at >= period.start, OutboxMessage.created_at < period.end,
+                    OutboxMessage.automatic == automatic,
                     OutboxMessage.kind.not_like("staff\\_%", escape="\\"))
              .group_by(OutboxMessage.kind))
     counts = dict(session.exec(query).all())

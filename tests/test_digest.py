@@ -229,11 +229,13 @@ def test_needs_a_person_lists_documents_questions_failures_and_bounces(seeded):
 def test_answered_and_filtered_are_counted_per_kind(seeded):
     d = facts(seeded)
     answered = {c.kind: (c.label, c.count) for c in d.answered}
-    assert answered == {"receipt": ("申請書受付のお知らせ", 1), "adopted": ("採択のお知らせ", 3),
-                        "documents_received": ("提出書類受領のお知らせ", 2), "invitation": ("面談のご案内", 1)}
-    assert not any(kind.startswith("staff_") for kind in answered)  # the bounce notice went to staff
+    assert answered == {"receipt": ("申請書受付のお知らせ", 1), "documents_received": ("提出書類受領のお知らせ", 2)}
+    assert {c.kind: (c.label, c.count) for c in d.by_staff} == {"adopted": ("採択のお知らせ", 3),
+                                                                "invitation": ("面談のご案内", 1)}
+    kinds = [c.kind for c in (*d.answered, *d.by_staff)]
+    assert not any(kind.startswith("staff_") for kind in kinds)  # the bounce notice went to staff
     assert {c.kind: c.count for c in d.filtered} == {"out_of_office": 1, "list": 1, "bounce": 1, "junk": 1}
-    assert (d.answered_total, d.filtered_total, d.is_empty) == (7, 4, False)
+    assert (d.answered_total, d.filtered_total, d.is_empty) == (3, 4, False)
 
 
 def test_the_program_shows_the_cap_regions_waiting_list_hours_and_days_left(seeded):
@@ -253,7 +255,7 @@ def test_a_later_period_still_shows_what_is_outstanding_but_counts_nothing_new(s
     d = facts(seeded, Period(seeded.period.end, later))
     assert [a.reception_number for a in d.awaiting] == [number(4), number(5)]
     assert not any(a.new for a in d.awaiting) and not d.bounced[0].new and not d.quarantined[0].new
-    assert d.questions == () and d.answered == () and d.filtered == ()
+    assert d.questions == () and d.answered == () and d.by_staff == () and d.filtered == ()
     assert d.needs_person == 5
 
 
@@ -289,12 +291,13 @@ def test_the_text_digest_says_each_item_and_its_command(seeded):
     text = mail.text
     order = ["1. 対応が必要なもの（6件）", "採択待ちの申請", "提出書類（Step 03）がそろった申請",
              "お申込者からの質問", "処理できなかったメール", "自動返信が届かなかったアドレス",
-             "2. 自動で返信したメール（7通）", "3. 除外したメール（返信なし、4通）", "4. 事業の状況"]
+             "2. 自動で返信したメール（3通）", "3. 除外したメール（返信なし、4通）", "4. 事業の状況"]
     assert [text.index(part) for part in order] == sorted(text.index(part) for part in order)
     for words in [f"1. {number(4)}　株式会社<b>北斗</b>&電子【新着】", "地域：タイ　希望時間：15時間",
                   "押印：押印なし", f"→ mailbot adopt {number(5)}", f"→ mailbot documents {number(1)}",
                   "→ mailbot messages --class question", f"→ mailbot reprocess {seeded.broken_id}",
-                  f"→ mailbot held --release {BOUNCED_TO}", "採択のお知らせ：3通", "不在通知（自動応答）：1通",
+                  f"→ mailbot held --release {BOUNCED_TO}", "提出書類受領のお知らせ：2通", "不在通知（自動応答）：1通",
+                  "ほかに、担当者の操作で送ったメール：採択のお知らせ 3通、面談のご案内 1通",
                   "迷惑メール・広告：1通", "採択：3 / 5社（採択待ち 2件、残り枠 0）",
                   "地域別の採択：ベトナム 2社、中国 1社", f"1. {number(6)}　株式会社キャンセル待ち工業（インドネシア）",
                   f"{number(3)}　有限会社山田製作所（ベトナム）：利用 2.5時間／残り 20.5時間（上限 23時間）",
