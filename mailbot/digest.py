@@ -173,6 +173,5 @@ def render(services, facts: Digest) -> Rendered:
 def _context(services, facts: Digest) -> dict:
     zone = ZoneInfo(services.settings.staff.digest_timezone)
     end = facts.period.end.astimezone(zone)
-    return {"d": facts, "program": services.settings.program, "settings": services.settings,
-            "day": end.date().isoformat(), "when": staff.when,
+    return {"d": facts, "program": services.settings.program, "day": end.date().isoformat(), "when": staff.when,
             "period_from": staff.when(facts.period.start), "period_to": staff.when(facts.period.end)}
