@@ -114,3 +114,28 @@ def test_between_cycles_runs_at_once_when_no_cycle_runs_and_a_closed_gate_starts
     gate.run()
     gate.request()
     assert ran == ["swap"] and gate.cycles == 0
+
+
+def test_a_cycle_asked_for_during_a_swap_is_woken_after_it_not_run_by_the_swapping_thread():
+    woken: list[str] = []
+    gate = CycleGate(lambda: woken.append("cycle here"), wake=lambda: woken.append("woken"))
+
+    def swap() -> None:
+        gate.run()  # the scheduler's job fires while the signal handler swaps
+        woken.append("swap")
+
+    gate.between_cycles(swap)
+    assert woken == ["swap", "woken"] and gate.cycles == 0
+
+
+def test_a_cycle_that_raises_frees_the_gate():
+    def failing() -> None:
+        raise RuntimeError("database locked")
+
+    gate = CycleGate(failing)
+    with pytest.raises(RuntimeError):
+        gate.run()
+    assert gate.busy_seconds() is None
+    ran: list[str] = []
+    gate.between_cycles(lambda: ran.append("swap"))
+    assert ran == ["swap"]
