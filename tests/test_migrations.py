@@ -297,3 +297,17 @@ def test_two_first_starts_at_once_create_the_database_once(tmp_path):
     assert [start.returncode for start in starts] == [0, 0], results
     with open_engine(url).connect() as conn:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [schema.head()]
+
+
+def test_a_new_revision_is_written_from_the_models(tmp_path):
+    """GIVEN a copy of the shipped migrations (the models at their head)
+    WHEN `python -m mailbot.schema revision` writes the next one into it
+    THEN it is numbered after the head, revises it, and has nothing to do (no model changed)."""
+    scripts = tmp_path / "migrations"
+    shutil.copytree(SHIPPED, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    path = schema.new_revision("nothing changed", str(scripts))
+    text = path.read_text(encoding="utf-8")
+    assert path.parent == scripts / "versions" and path.name.endswith("_nothing_changed.py")
+    assert f"down_revision = {schema.head(SHIPPED)!r}" in text
+    assert "op." not in text.split("def upgrade()")[1], text  # no operation: the models are the head
+    assert schema.head(str(scripts)) == path.name.split("_")[0]
