@@ -103,9 +103,27 @@ def upgrade(engine_or_url: Engine | str, script_location: str | None = None, *, 
             if found is None and _mailbot_tables(conn):
                 _adopt_baseline(conn, location)
             command.upgrade(_config(location, conn), to)
+            _check_references(conn)
     finally:
         engine.dispose()
     return script.get_current_head() if to == "head" else to
+
+
+def is_empty(engine: Engine) -> bool:
+    """No mailbot table yet: the first start creates the database at the head."""
+    with engine.connect() as conn:
+        return not _mailbot_tables(conn)
+
+
+def _check_references(conn: Connection) -> None:
+    """SQLite migrates with foreign keys off (batch copies): refuse to commit a dangling reference."""
+    if conn.dialect.name != "sqlite":
+        return  # PostgreSQL checks every reference as the revision runs
+    dangling = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if dangling:
+        raise SchemaError("the upgrade would leave rows referring to rows that do not exist "
+                          f"(table, rowid, referred table): {[tuple(row[:3]) for row in dangling[:10]]}; "
+                          "nothing was changed")
 
 
 def baseline_differences(conn: Connection, script_location: str | None = None) -> list[str]:

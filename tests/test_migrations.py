@@ -209,8 +209,10 @@ def test_an_older_database_is_refused_until_db_upgrade(tmp_path, newer_scripts, 
 
 def test_db_current_says_where_the_database_is_and_what_is_needed(tmp_path, newer_scripts, monkeypatch):
     url = sqlite_url(tmp_path)
-    make_engine(url)
     config = write_config(tmp_path, url)
+    empty = CliRunner().invoke(cli, ["--config", str(config), "db", "current"])
+    assert empty.exit_code == 0 and "empty: the first start creates it at the head" in empty.output
+    make_engine(url)
     at_head = CliRunner().invoke(cli, ["--config", str(config), "db", "current"])
     assert at_head.exit_code == 0 and "up to date" in at_head.output
 
@@ -219,6 +221,25 @@ def test_db_current_says_where_the_database_is_and_what_is_needed(tmp_path, newe
     assert behind.exit_code == 1
     assert f"current: {schema.head(SHIPPED)}\nhead:    9002\n" in behind.output
     assert f"mailbot --config {config} db upgrade" in behind.output
+
+
+def test_an_upgrade_that_would_leave_a_dangling_reference_changes_nothing(tmp_path, newer_scripts):
+    """GIVEN a reply with an attachment, and a faulty 9002 that deletes the reply (SQLite migrates with
+         foreign keys off, so nothing stops it as it runs)
+    WHEN `db upgrade` runs
+    THEN it is refused naming the table, and the database is still at its revision with the reply."""
+    url = sqlite_url(tmp_path)
+    store_a_reply(make_engine(url))
+    faulty = Path(newer_scripts) / "versions" / "9002_outbox_priority.py"
+    faulty.write_text(faulty.read_text(encoding="utf-8").replace(
+        'batch.add_column(sa.Column("priority", sa.Integer(), nullable=True))',
+        'batch.add_column(sa.Column("priority", sa.Integer(), nullable=True))\n'
+        '    op.execute("DELETE FROM outbox")'), encoding="utf-8")
+    with pytest.raises(SchemaError, match="outbox_attachment.*nothing was changed"):
+        schema.upgrade(url, newer_scripts)
+    engine = open_engine(url)
+    assert schema.current(engine) == schema.head(SHIPPED)
+    assert reply_kept(engine)
 
 
 # --- made before migrations -----------------------------------------------------------------------

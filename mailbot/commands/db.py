@@ -37,22 +37,22 @@ def upgrade() -> None:
 @db_app.command("current")
 def current() -> None:
     """The database's schema revision and this mailbot's (exit 1: an upgrade or a newer mailbot is needed)."""
-    url = _database_url()
+    engine = open_engine(_database_url())
     try:
-        found = _current(url)
+        found, empty = schema.current(engine), schema.is_empty(engine)
     except SQLAlchemyError as exc:
         typer.echo(f"mailbot: the database cannot be read: {exc}", err=True)
         raise typer.Exit(1) from None
-    needed = schema.head()
-    typer.echo(f"current: {found or 'none'}\nhead:    {needed}")
-    if found == needed:
-        typer.echo("up to date")
+    finally:
+        engine.dispose()
+    typer.echo(f"current: {found or 'none'}\nhead:    {schema.head()}")
+    if found == schema.head() or empty:
+        typer.echo("up to date" if found else "empty: the first start creates it at the head")
     elif found is not None and not schema.knows(found):
-        typer.echo("newer than this mailbot: run the mailbot that upgraded it")
+        typer.echo("newer than this mailbot: run the mailbot that upgraded it (no downgrade is done)")
         raise typer.Exit(1)
     else:
-        typer.echo(f"upgrade needed (an empty database is created at the head on the first start): "
-                   f"mailbot --config {state['config']} db upgrade")
+        typer.echo(f"upgrade needed: mailbot --config {state['config']} db upgrade")
         raise typer.Exit(1)
 
 
