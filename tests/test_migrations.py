@@ -122,7 +122,8 @@ def reply_kept(engine: sa.Engine) -> bool:
     with Session(engine) as session:
         mail = session.exec(select(OutboxMessage)).one()
         attachment = session.exec(select(OutboxAttachment)).one()
-    return mail.subject == "受付のお知らせ" and attachment.outbox_id == mail.id and attachment.data == b"%PDF-1.7"
+    return (mail.subject == "受付のお知らせ" and attachment.outbox_id == mail.id
+            and attachment.data == b"%PDF-1.7")
 
 
 def made_before_migrations(url: str) -> None:
