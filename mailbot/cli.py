@@ -6,23 +6,25 @@
     mailbot [--config PATH] messages [--class C] [--limit N] [--json]
     mailbot [--config PATH] quarantined [--json] | reprocess ID
     mailbot [--config PATH] held [--release ADDRESS]
+    mailbot [--config PATH] digest --preview [--html] | --send
+    mailbot [--config PATH] health                       exit 0/1 with the reasons
+    mailbot [--config PATH] db upgrade | current         the database schema
     mailbot demo                              everything on 127.0.0.1, no outside server
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from pathlib import Path
 
 import typer
 
 from mailbot import config as config_module
-from mailbot.errors import ConfigError, PdfError, RulesError, TemplateError
+from mailbot import logs
+from mailbot.errors import ConfigError, PdfError, RulesError, SchemaError, TemplateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
-state: dict[str, Path] = {}
+state: dict[str, object] = {}
 
 
 @app.callback()
@@ -32,20 +34,24 @@ def main(
 ) -> None:
     """mailbot: the e-mail intake of JETRO's trade-secret leakage prevention support."""
     state["config"] = config
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    state["verbose"] = verbose
+    # Plain text until the config is read: a config error is for a person at a terminal.
+    logs.configure("text", verbose)
 
 
 def load_services():
-    """The services from --config; a bad config, rule or template exits 1 with its message."""
+    """The services from --config; a bad config, rule, template or schema exits 1 with its message."""
     from mailbot.services import build
 
     try:
-        return build(config_module.load(state["config"]))
-    except (ConfigError, RulesError, TemplateError) as exc:
-        typer.echo(f"mailbot: {exc}", err=True)
+        settings = config_module.load(state["config"])
+        logs.configure(settings.service.log_format, bool(state.get("verbose")),
+                       secrets=logs.secrets_of(settings))
+        return build(settings)
+    except (ConfigError, RulesError, TemplateError, SchemaError) as exc:
+        # The schema module does not know which config file was used; the command line does.
+        message = str(exc).replace("--config <path>", f"--config {state['config']}")
+        typer.echo(f"mailbot: {message}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -56,7 +62,11 @@ def run(once: bool = typer.Option(False, "--once", help="Poll, process, send, th
 
     services = load_services()
     if not once:
-        daemon.run_forever(services)
+        try:
+            daemon.run_forever(services)
+        except ConfigError as exc:  # e.g. the metrics port is taken
+            typer.echo(f"mailbot: {exc}", err=True)
+            raise typer.Exit(1) from None
         return
     report = daemon.run_once(services)
     if report.poll is None:

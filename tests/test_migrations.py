@@ -197,7 +197,7 @@ def test_an_older_database_is_refused_until_db_upgrade(tmp_path, newer_scripts, 
 
     run = CliRunner().invoke(cli, ["--config", str(config), "run", "--once"])
     assert run.exit_code == 1 and isinstance(run.exception, SystemExit), run.exception
-    assert "db upgrade" in run.output and "9002" in run.output
+    assert f"mailbot --config {config} db upgrade" in run.output and "9002" in run.output
 
     upgraded = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
     assert upgraded.exit_code == 0, upgraded.output
