@@ -12,6 +12,7 @@ last allowed attempt marks the row "failed" for staff to see.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email import policy
@@ -32,6 +33,8 @@ from mailbot.oauth import provider_for
 from mailbot.render import one_line, plain_address
 
 TOKYO = ZoneInfo("Asia/Tokyo")
+#: An RFC 5322 msg-id: "<", printable ASCII without spaces or angle brackets, ">".
+MSG_ID = re.compile(r"<[!-;=?-~]+>")
 BACKOFF_START = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
 
@@ -83,7 +86,7 @@ def enqueue(
     row = OutboxMessage(
         kind=kind, to_addrs=unique_addresses(to), subject=one_line(subject), body=body, html=html,
         message_id=make_msgid(domain=_domain(from_address)),
-        in_reply_to=one_line(in_reply_to) if in_reply_to else None,
+        in_reply_to=message_id_of(in_reply_to),
         references=_references(references, in_reply_to), automatic=automatic,
         application_id=application_id, raw_message_id=raw_message_id,
     )
@@ -119,12 +122,21 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
+def message_id_of(text: str | None) -> str | None:
+    """The Message-ID in ``text`` ("<id@host>"), or None when it holds none.
+
+    Only a real msg-id goes into In-Reply-To and References: anything else a
+    sender's mailer wrote there (Japanese text, an encoded word, a bare word)
+    threads nowhere and would need encoding a mail client cannot read back.
+    """
+    found = MSG_ID.search(text or "")
+    return found.group(0) if found else None
+
+
 def _references(references, in_reply_to: str | None) -> list[str]:
-    """Their References, then their Message-ID (RFC 5322 threading), each once, one line each."""
-    chain = [one_line(ref) for ref in references if ref and ref.strip()]
-    if in_reply_to and one_line(in_reply_to) not in chain:
-        chain.append(one_line(in_reply_to))
-    return list(dict.fromkeys(chain))
+    """Their References, then their Message-ID (RFC 5322 threading), each once; msg-ids only."""
+    chain = [message_id_of(ref) for ref in (*references, in_reply_to)]
+    return list(dict.fromkeys(ref for ref in chain if ref))
 
 
 # --- the message --------------------------------------------------------------
