@@ -34,7 +34,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from mailbot import documents, health, outbox, reload, systemd
+from mailbot import digest, documents, health, logs, metrics, outbox, reload, systemd
 from mailbot.errors import ImapError, TransportError
 from mailbot.intake.imap import Mailbox
 from mailbot.intake.poller import PollReport, poll
@@ -67,6 +67,14 @@ class CycleReport:
                   f"{self.poll.stored} new, {self.poll.processed} processed, {self.poll.moved} moved")
         return f"{polled}; {self.sent} sent, {self.retried} to retry, {self.failed} failed"
 
+    def fields(self) -> dict[str, object]:
+        """The counts as log fields (key=value or JSON), for searching the log."""
+        counts: dict[str, object] = {"sent": self.sent, "retried": self.retried, "failed": self.failed}
+        if self.poll is None:
+            return {"polled": False, **counts}
+        return {"polled": True, "stored": self.poll.stored, "processed": self.poll.processed,
+                "moved": self.poll.moved, **counts}
+
 
 def run_once(services: Services, connect: Callable[[], Mailbox] | None = None) -> CycleReport:
     """Poll, process, send. A mailbox that cannot be reached still lets the outbox drain.
@@ -78,12 +86,15 @@ def run_once(services: Services, connect: Callable[[], Mailbox] | None = None) -
         report = poll(services, connect() if connect else None)
     except TransportError as exc:
         error = str(exc)
-        log.error("poll failed: %s", exc)
+        logs.event(log, "poll failed", logging.ERROR, error=error)
     # After every attempt, good or bad: staff hear once when polling has failed for
     # too long, and once when it works again; the drain below sends that mail now.
     health.watch(services, error=error)
     # Step 03: applications past the documents deadline get their one reminder (sent below).
     documents.remind_due(services)
+    # The staff digest when its [staff] digest_schedule time has passed since the last one:
+    # checked every cycle, so a digest due while the service was down goes out at the next start.
+    digest.send_if_due(services)
     drained = outbox.send_pending(services.engine, services.settings.smtp)
     return CycleReport(report, drained.sent, drained.retried, drained.failed)
 
@@ -309,7 +320,7 @@ class Daemon:
         if report.poll is None:
             self._drop_connection()  # it failed: the next cycle starts from a fresh login
         self.last = report
-        log.info("cycle: %s", report.summary())
+        logs.event(log, f"cycle: {report.summary()}", logging.INFO, **report.fields())
         # gate.cycles counts finished cycles: this one is the next.
         self._last_line = (f"last cycle {datetime.now().astimezone():%Y-%m-%d %H:%M:%S}: "
                            f"{report.summary()} ({self.gate.cycles + 1} since start)")
@@ -337,10 +348,20 @@ class Daemon:
 
 
 def run_forever(services: Services) -> None:
-    """Run until SIGTERM or SIGINT; SIGHUP reloads rules and templates."""
-    daemon = Daemon(services)
-    install_signals(daemon)
-    daemon.start()
+    """Run until SIGTERM or SIGINT; SIGHUP reloads rules and templates.
+
+    With ``[service] metrics_port`` the Prometheus endpoint runs alongside, on
+    127.0.0.1 only; a port already taken is a ConfigError before anything starts.
+    """
+    port = services.settings.service.metrics_port
+    endpoint = metrics.serve(services, port) if port else None
+    try:
+        daemon = Daemon(services)
+        install_signals(daemon)
+        daemon.start()
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
     log.info("mailbot stopped")
 
 

@@ -5,19 +5,23 @@ file refused, the old rules kept), and `mailbot health` follows Dovecot going aw
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 from sqlmodel import Session, select
 
@@ -122,7 +126,8 @@ class DaemonProcess:
             self.process.wait(10)
 
 
-def config_text(imap: ImapSettings, smtp_port: int, workdir: Path, rules_dir: Path, cap: int = 100) -> str:
+def config_text(imap: ImapSettings, smtp_port: int, workdir: Path, rules_dir: Path, cap: int = 100,
+                service: str = "") -> str:
     today = date.today()
     return f"""\
 [imap]
@@ -151,6 +156,7 @@ poll_seconds = 1
 health_alert_minutes = 1
 rules_dir = "{rules_dir}"
 templates_dir = "{PROJECT_ROOT / 'templates'}"
+{service}
 """
 
 
@@ -160,9 +166,12 @@ def run_daemon(tmp_path):
     notifications = Notifications()
     started: list[DaemonProcess] = []
 
-    def start(imap: ImapSettings, smtp_port: int, rules_dir: Path = PROJECT_ROOT / "rules") -> DaemonProcess:
+    def start(imap: ImapSettings, smtp_port: int, rules_dir: Path = PROJECT_ROOT / "rules",
+              service: str = "") -> DaemonProcess:
+        """``service``: more [service] lines (log_format, metrics_port)."""
         config_path = tmp_path / "config.toml"
-        config_path.write_text(config_text(imap, smtp_port, tmp_path, rules_dir), encoding="utf-8")
+        config_path.write_text(config_text(imap, smtp_port, tmp_path, rules_dir, service=service),
+                               encoding="utf-8")
         started.append(DaemonProcess(config_path, notifications, imap.password))
         return started[-1].start()
 
@@ -181,9 +190,25 @@ def receipts_by_sender(sink: SmtpSink) -> Counter:
     return Counter(address for mail in sink.messages for address in mail.rcpt_tos)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The endpoint's samples, "name{labels}" -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return {sample.name + str(dict(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
 def test_ready_then_watchdog_pings_then_a_delivered_application_is_answered(
         run_daemon, imap_settings, smtp_sink, mailbox):
-    daemon = run_daemon(imap_settings, smtp_sink.port)
+    port = free_port()
+    daemon = run_daemon(imap_settings, smtp_sink.port,
+                        service=f'log_format = "json"\nmetrics_port = {port}')
     notifications = run_daemon.notifications
     assert notifications.messages[0].startswith("READY=1\nSTATUS=running: a poll every 1 s")
     notifications.wait_for(lambda m: m == "WATCHDOG=1", timeout=10)
@@ -193,10 +218,22 @@ def test_ready_then_watchdog_pings_then_a_delivered_application_is_answered(
     assert "TS-" in str(reply.message["Subject"])
     notifications.wait_for(lambda m: m.startswith("STATUS=last cycle") and "1 sent" in m, timeout=10)
 
+    numbers = scrape(port)
+    assert numbers["mailbot_messages_total{'class': 'application'}"] == 1
+    assert numbers["mailbot_replies_sent_total{'kind': 'receipt'}"] == 1
+    assert numbers["mailbot_queue_length{}"] == 1 and numbers["mailbot_up{}"] == 1
+
     code, seconds = daemon.stop()
     assert (code, seconds < EXIT_SECONDS) == (0, True), daemon.log
     notifications.wait_for(lambda m: m.startswith("STOPPING=1"), timeout=5)
-    assert "stopped after" in daemon.log and "mailbot stopped" in daemon.log
+    lines = [json.loads(line) for line in daemon.log.splitlines()]  # every line is one JSON record
+    [processed] = [line for line in lines if line["msg"] == "processed"]
+    assert processed["class"] == "application" and processed["reception_number"].startswith("TS-")
+    assert any(line["msg"].startswith("cycle:") and line.get("sent") == 1 for line in lines)
+    assert any(line["msg"].startswith("stopped after") for line in lines)
+    assert imap_settings.password not in daemon.log
+    with pytest.raises(OSError):  # the endpoint stopped with the daemon
+        scrape(port)
 
 
 def burst_mail(i: int) -> tuple[str, bytes]:

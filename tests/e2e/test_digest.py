@@ -132,3 +132,33 @@ def test_chromium_draws_the_tables_and_the_page_reads_right(sent_digest, tmp_pat
 def comparable(text: str) -> str:
     """NFKC without spaces: the PDF's font maps some kanji to their Kangxi radical twins (⾃ for 自)."""
     return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def test_the_daemons_cycle_sends_the_scheduled_digest_once(make_settings, mailbox, smtp_sink):
+    """GIVEN a last digest a week ago (the schedule's weekday 09:00 has passed since) and an
+    application in the mailbox
+    WHEN the daemon's cycle runs twice
+    THEN the first cycle answers the applicant and sends staff one digest listing it; the second
+    sends nothing more (the fire time is spent)."""
+    from datetime import UTC, datetime, timedelta
+
+    from mailbot.config import StaffSettings
+    from mailbot.daemon import run_once
+    from mailbot.db import transaction
+    from mailbot.tables.digest import DigestRun
+    from tests.e2e.test_step01 import application
+
+    services = build(make_settings().model_copy(update={"staff": StaffSettings(digest_to=STAFF)}))
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    with transaction(services.engine) as session:
+        session.add(DigestRun(period_start=week_ago, period_end=week_ago, outcome="baseline"))
+    mailbox.deliver(application())
+
+    first = run_once(services)
+    assert (first.poll.processed, first.sent) == (1, 2)
+    [digest] = [m for m in smtp_sink.messages if set(STAFF) <= set(m.rcpt_tos)]
+    text, _html = parts(digest.message)
+    assert "株式会社" in text and "TS-" in text
+
+    second = run_once(services)
+    assert second.sent == 0 and len(smtp_sink.messages) == 2
