@@ -3,7 +3,9 @@
 Read-only, from the database alone, so it answers the same whether or not
 the daemon runs and costs nothing to call every minute:
 - database: reachable at all (else nothing else can be said);
-- last poll: a poll succeeded within [service] health_alert_minutes;
+- last poll: a poll succeeded within [service] health_alert_minutes, and
+  fewer than FAILED_POLLS attempts in a row have failed since (a mailbox
+  that refuses the login shows within minutes, with the server's reason);
 - outbox: no mail given up on ("failed") and none pending longer than
   BACKLOG_MINUTES (the SMTP server refuses or is away);
 - quarantine: how many mails wait for staff (reported, not a failure: the
@@ -22,6 +24,9 @@ from sqlmodel import Session, select
 from mailbot.models import FolderState, OutboxMessage, RawMessage
 
 BACKLOG_MINUTES = 30
+#: Failed poll attempts in a row that make the service unhealthy: one is a blip
+#: (a server restarting), three at a poll a minute is a mailbox that stays away.
+FAILED_POLLS = 3
 
 
 @dataclass
@@ -58,12 +63,21 @@ def _last_poll(session: Session, services, now: datetime, report: Checkup) -> No
     limit = services.settings.service.health_alert_minutes
     state = session.get(FolderState, folder)
     if state is None or state.last_poll_at is None:
-        report.problems.append(f"mailbox {folder}: no poll has ever succeeded")
+        reason = f": {state.poll_error}" if state is not None and state.poll_error else ""
+        report.problems.append(f"mailbox {folder}: no poll has ever succeeded{reason}")
         return
     age = (now - _aware(state.last_poll_at)).total_seconds() / 60
     line = f"mailbox {folder}: last good poll {age:.1f} min ago"
     (report.problems if age > limit else report.facts).append(
         line + (f" (more than {limit} min)" if age > limit else ""))
+    _failed_polls(state, report)
+
+
+def _failed_polls(state: FolderState, report: Checkup) -> None:
+    if not state.failed_polls:
+        return
+    line = f"mailbox {state.folder}: the last {state.failed_polls} poll(s) failed: {state.poll_error}"
+    (report.problems if state.failed_polls >= FAILED_POLLS else report.facts).append(line)
 
 
 def _outbox(session: Session, now: datetime, report: Checkup) -> None:

@@ -8,7 +8,10 @@ while the IMAP server is down. The state lives in the folder's
 - ``last_poll_at``: when a poll last succeeded (the poller sets it);
 - ``alerted_at``: when staff were told that polling fails (None: no alert
   outstanding). While it is set no second alert is sent, however long the
-  outage lasts, and a daemon restarted mid-outage does not alert again.
+  outage lasts, and a daemon restarted mid-outage does not alert again;
+- ``failed_polls`` and ``poll_error``: attempts failed since the last good
+  poll and why the latest failed (counted here, cleared by the poller), for
+  `mailbot health` (:mod:`mailbot.checkup`).
 
 An outage is "no successful poll for ``[service] health_alert_minutes``",
 measured from ``last_poll_at``. A mailbox that has never been polled
@@ -70,6 +73,7 @@ def watch(services: Services, now: datetime | None = None, error: str | None = N
     memory = _memory.setdefault((settings.database_url, settings.imap.folder), _Memory())
     if error:
         memory.last_error = one_line(error)[:ERROR_MAX]
+        _count_failure(services, memory.last_error)
     try:
         return _signal(services, now, memory)
     except MailbotError as exc:
@@ -78,6 +82,15 @@ def watch(services: Services, now: datetime | None = None, error: str | None = N
         # attempt tries again once the template is fixed.
         log.error("health: could not queue the staff notice: %s", exc)
         return None
+
+
+def _count_failure(services: Services, error: str) -> None:
+    """One more failed attempt since the last good poll, and its reason."""
+    folder = services.settings.imap.folder
+    with transaction(services.engine) as session:
+        state = session.get(FolderState, folder) or FolderState(folder=folder)
+        state.failed_polls, state.poll_error = state.failed_polls + 1, error
+        session.add(state)
 
 
 def _signal(services: Services, now: datetime, memory: _Memory) -> str | None:

@@ -176,6 +176,10 @@ class FolderState(SQLModel, table=True):
     last_poll_at: datetime | None = _when()
     #: When staff were told that polling fails (None: no alert outstanding).
     alerted_at: datetime | None = _when()
+    #: Poll attempts that failed since the last good one, and why the latest failed:
+    #: `mailbot health` says unhealthy after a few, long before the alert's minutes.
+    failed_polls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    poll_error: str | None = None
 
 
 class Counter(SQLModel, table=True):

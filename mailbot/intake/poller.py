@@ -193,8 +193,9 @@ def unmoved(folder: str, uidvalidity: int):
 
 
 def record_poll(services: Services, folder: str, uidvalidity: int) -> None:
-    """Remember the folder's UIDVALIDITY and when a poll last succeeded."""
+    """Remember the folder's UIDVALIDITY and when a poll last succeeded (the failures end)."""
     with transaction(services.engine) as session:
         state = session.get(FolderState, folder) or FolderState(folder=folder)
         state.uidvalidity, state.last_poll_at = uidvalidity, utcnow()
+        state.failed_polls, state.poll_error = 0, None
         session.add(state)

@@ -56,3 +56,30 @@ def test_a_database_that_cannot_be_opened_is_unhealthy(services, tmp_path):
     (tmp_path / "missing-dir").write_text("a file where the database folder should be")
     code, report = health(config_path)
     assert code == 1 and report["problems"][0].startswith("database unreachable: NotADirectoryError")
+
+
+def test_three_failed_polls_in_a_row_are_unhealthy_with_the_servers_reason(services, mailbox, tmp_path):
+    """GIVEN a good poll, then the mailbox's password changed under the service (Dovecot refuses it)
+    WHEN one, then three cycles run, then the right password is back
+    THEN one failure is reported as a fact (a blip), three make health exit 1 naming the refusal
+    well before [service] health_alert_minutes; a good poll clears them."""
+    from mailbot.services import build
+
+    config_path = write_config(services.settings, tmp_path / "config.toml")
+    assert daemon.run_once(services).poll is not None
+    settings = services.settings
+    refused = build(settings.model_copy(update={"imap": settings.imap.model_copy(update={"password": "wrong"})}))
+
+    assert daemon.run_once(refused).poll is None
+    code, report = health(config_path)
+    assert code == 0 and any("the last 1 poll(s) failed" in fact for fact in report["facts"])
+
+    daemon.run_once(refused), daemon.run_once(refused)
+    code, report = health(config_path)
+    [problem] = report["problems"]
+    assert code == 1 and problem.startswith("mailbox INBOX: the last 3 poll(s) failed: ")
+    assert "uthentication failed" in problem, problem  # Dovecot's own answer, not a guess
+
+    assert daemon.run_once(services).poll is not None
+    code, report = health(config_path)
+    assert code == 0 and not any("failed" in line for line in report["facts"])
