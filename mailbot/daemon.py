@@ -9,8 +9,9 @@ asks for the same job to run now. Whoever asks, cycles run one at a time
 one more cycle after it, never a second poll of the folder at the same time.
 
 Signals (run_forever), for systemd (deploy/mailbot.service) and a terminal alike:
-- SIGTERM/SIGINT: STOPPING=1, stop the watcher (DONE, LOGOUT), let the cycle
-  in hand finish (its messages and its sends), start no other, exit 0;
+- SIGTERM/SIGINT: STOPPING=1, stop the watcher (DONE, LOGOUT); the cycle in
+  hand finishes the message being processed and the mail being sent, leaves
+  the rest stored or pending for the next start, and no other starts; exit 0;
 - SIGHUP: rules and templates read again and checked (:mod:`mailbot.reload`);
   swapped in between two cycles, or refused with the reason while the old
   ones stay in use.
@@ -76,14 +77,17 @@ class CycleReport:
                 "moved": self.poll.moved, **counts}
 
 
-def run_once(services: Services, connect: Callable[[], Mailbox] | None = None) -> CycleReport:
+def run_once(services: Services, connect: Callable[[], Mailbox] | None = None,
+             stop: Callable[[], bool] | None = None) -> CycleReport:
     """Poll, process, send. A mailbox that cannot be reached still lets the outbox drain.
 
     ``connect``: gives an open Mailbox to reuse; without it the poll logs in itself.
+    ``stop``: true once the service is stopping: the message being processed and
+    the mail being sent finish, the rest wait (stored, or pending) for the next start.
     """
     report, error = None, None
     try:
-        report = poll(services, connect() if connect else None)
+        report = poll(services, connect() if connect else None, stop)
     except TransportError as exc:
         error = str(exc)
         logs.event(log, "poll failed", logging.ERROR, error=error)
@@ -95,7 +99,7 @@ def run_once(services: Services, connect: Callable[[], Mailbox] | None = None) -
     # The staff digest when its [staff] digest_schedule time has passed since the last one:
     # checked every cycle, so a digest due while the service was down goes out at the next start.
     digest.send_if_due(services)
-    drained = outbox.send_pending(services.engine, services.settings.smtp)
+    drained = outbox.send_pending(services.engine, services.settings.smtp, stop=stop)
     return CycleReport(report, drained.sent, drained.retried, drained.failed)
 
 
@@ -104,7 +108,8 @@ class CycleGate:
 
     ``between_cycles(task)`` runs a task while no cycle runs (at once when the gate
     is free, else right after the cycle in hand): how a reload swaps the rules.
-    ``close()`` lets the cycle in hand finish and starts no other (stopping).
+    ``close()`` starts no other cycle (stopping); the cycle in hand sees ``closed``
+    and ends after its message or send in hand.
     """
 
     def __init__(self, cycle: Callable[[], object], wake: Callable[[], None] | None = None):
@@ -266,13 +271,14 @@ class Daemon:
         return jobs
 
     def stop(self) -> None:
-        """Stop the watcher, then the scheduler; the cycle in hand finishes first, no other starts."""
+        """Stop the watcher, then the scheduler; the cycle in hand ends after its message or send
+        in hand, no other starts."""
         if self.gate.closed:
             # A second SIGTERM/SIGINT runs inside the first one's wait: closing the IMAP
             # connection here would pull it from under the cycle still running.
-            log.info("already stopping: waiting for the cycle in hand")
+            log.info("already stopping: waiting for the message or send in hand")
             return
-        systemd.notify(systemd.STOPPING, systemd.status("stopping: finishing the cycle in hand"))
+        systemd.notify(systemd.STOPPING, systemd.status("stopping: finishing the message or send in hand"))
         self.gate.close()
         if self.watcher is not None:
             self.watcher.stop()
@@ -316,7 +322,7 @@ class Daemon:
             log.info("new mail announced while stopping: left for the next start")
 
     def _cycle(self) -> None:
-        report = run_once(self.services, self._connection)
+        report = run_once(self.services, self._connection, stop=lambda: self.gate.closed)
         if report.poll is None:
             self._drop_connection()  # it failed: the next cycle starts from a fresh login
         self.last = report
@@ -369,7 +375,8 @@ def install_signals(daemon: Daemon) -> None:
     """SIGTERM/SIGINT stop the daemon, SIGHUP reloads it (default SIGHUP would kill it)."""
 
     def stop(signum: int, _frame: object) -> None:
-        log.info("signal %s: finishing the cycle in hand, then stopping", signal.Signals(signum).name)
+        log.info("signal %s: finishing the message or send in hand, then stopping",
+                 signal.Signals(signum).name)
         daemon.stop()
 
     def reload_files(_signum: int, _frame: object) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email import policy
@@ -196,8 +197,13 @@ def backoff(attempts: int) -> timedelta:
 
 async def drain(
     engine: Engine, smtp: SmtpSettings, *, now: datetime | None = None, limit: int | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DrainResult:
-    """Send the due pending rows in id order over one connection; see the module docstring."""
+    """Send the due pending rows in id order over one connection; see the module docstring.
+
+    ``stop``: asked before each row; once true the send in flight was the last
+    (the rest stay pending for the next drain).
+    """
     now = _utc(now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     due = _due(engine, now, limit)
     result = DrainResult()
@@ -210,6 +216,8 @@ async def drain(
     except _Failure as exc:
         lost = exc
     for row in due:
+        if stop is not None and stop():
+            break
         lost = await _deliver(engine, client, row, smtp, now, result, lost)
     if client is not None:
         await _quit(client)

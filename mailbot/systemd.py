@@ -6,7 +6,7 @@ datagram holds newline-separated ``KEY=VALUE`` lines:
 
 - ``READY=1``: started (systemctl start returns), or a reload is done;
 - ``RELOADING=1``: a reload began (with ``MONOTONIC_USEC``, as systemd asks);
-- ``STOPPING=1``: SIGTERM received, finishing the cycle in hand;
+- ``STOPPING=1``: SIGTERM received, finishing the message or send in hand;
 - ``WATCHDOG=1``: still alive; expected every ``$WATCHDOG_USEC`` µs when the
   unit sets ``WatchdogSec=`` (else systemd kills and restarts the service);
 - ``STATUS=...``: one line shown by ``systemctl status mailbot``.

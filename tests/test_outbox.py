@@ -139,6 +139,18 @@ def test_rows_go_in_id_order_and_nothing_is_sent_twice(engine):
     assert len(sink.messages) == 3 and all(row(engine, i).status == "sent" for i in ids)
 
 
+def test_a_stop_asked_for_ends_the_drain_after_the_send_in_flight(engine):
+    """GIVEN three mails due WHEN the service is asked to stop during the first send
+    THEN that one is sent, the other two stay pending for the next drain, which sends them."""
+    ids = [queue_mail(engine, to=(f"c{n}@example.co.jp",)) for n in range(3)]
+    with SmtpSink() as sink:
+        asked = send_pending(engine, settings(sink.port), stop=lambda: len(sink.messages) >= 1)
+        assert (asked.sent, [row(engine, i).status for i in ids]) == (1, ["sent", "pending", "pending"])
+        later = send_pending(engine, settings(sink.port))
+        sink.wait_for(3)
+    assert later.sent == 2 and len(sink.messages) == 3
+
+
 def test_server_down_then_up_retries_with_backoff(engine):
     row_id = queue_mail(engine)
     port = free_port()  # nothing listens here yet

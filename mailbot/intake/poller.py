@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -46,19 +47,22 @@ class PollReport:
     moved: int
 
 
-def poll(services: Services, box: Mailbox | None = None) -> PollReport:
+def poll(services: Services, box: Mailbox | None = None,
+         stop: Callable[[], bool] | None = None) -> PollReport:
     """Store new mail, process everything pending, move what is done.
 
     ``box``: an open Mailbox to reuse (the daemon keeps one between cycles);
     without it the poll opens and closes its own connection.
+    ``stop``: asked before each message; once true the rest wait for the next poll
+    (the daemon is stopping: it finishes the message in hand, not the whole burst).
     """
     if box is None:
         with Mailbox(services.settings.imap) as own:
-            return poll(services, own)
+            return poll(services, own, stop)
     imap = services.settings.imap
     uidvalidity, _uidnext = box.sync()
     stored = store_new(services, box, uidvalidity)
-    processed = process_pending(services)
+    processed = process_pending(services, stop)
     moved = move_done(services, box, uidvalidity)
     record_poll(services, imap.folder, uidvalidity)
     logs.event(log, "poll", folder=imap.folder, stored=stored, processed=processed, moved=moved)
@@ -161,14 +165,19 @@ def body_digest(raw: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def process_pending(services: Services) -> int:
-    """Process every stored, unprocessed message in arrival order."""
+def process_pending(services: Services, stop: Callable[[], bool] | None = None) -> int:
+    """Process stored, unprocessed messages in arrival order: all of them, or until ``stop()``."""
     with Session(services.engine) as session:
         ids = session.exec(select(RawMessage.id).where(RawMessage.status == "new").order_by(
             RawMessage.arrived_at, RawMessage.uid)).all()
+    done = 0
     for raw_id in ids:
+        if stop is not None and stop():
+            log.info("stopping: %d stored message(s) left for the next start", len(ids) - done)
+            break
         pipeline.process(services, raw_id)
-    return len(ids)
+        done += 1
+    return done
 
 
 def move_done(services: Services, box: Mailbox, uidvalidity: int) -> int:

@@ -236,3 +236,19 @@ def test_unmoved_mail_is_found_through_an_index_not_by_reading_history(services,
     with services.engine.connect() as connection:
         plan = connection.execute(text(f"EXPLAIN QUERY PLAN {query}")).all()
     assert any("ix_raw_message_moved" in str(row) for row in plan), plan
+
+
+def test_a_stop_asked_for_ends_the_poll_after_the_message_in_hand(services, imap_settings):
+    """GIVEN three new mails WHEN the service is asked to stop while the first is processed
+    THEN the poll processes (and moves) only that one; the next poll processes the other two,
+    each once."""
+    from mailbot.intake.poller import poll
+
+    for n in range(3):
+        append(imap_settings, question(n))
+    statuses = lambda: [r.status for r in rows(services)]  # noqa: E731
+    stopping = poll(services, stop=lambda: "processed" in statuses())
+    assert (stopping.stored, stopping.processed, stopping.moved) == (3, 1, 1)
+    assert statuses() == ["processed", "new", "new"]
+    rest = poll(services)
+    assert (rest.stored, rest.processed, rest.moved) == (0, 2, 2) and statuses() == ["processed"] * 3
