@@ -3,10 +3,10 @@
 A complete application takes a place when one is free (state ``queued``),
 else joins the waiting list (``waitlisted``). Places taken are applications
 that are queued, adopted or further on; an incomplete, waiting, declined or
-withdrawn one holds none. Counting and taking happen in one transaction:
-on SQLite it begins with BEGIN IMMEDIATE (see db.py), elsewhere the queue
-lock row is read FOR UPDATE, so two processes can never both take the last
-place.
+withdrawn one holds none. Counting and taking happen in one transaction
+that holds the queue's lock (db.serialise: BEGIN IMMEDIATE on SQLite, an
+advisory lock on PostgreSQL), so two processes can never both take the last
+place, and a reception number is never given twice.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from mailbot import workflow
+from mailbot import db, workflow
 from mailbot.config import ProgramSettings
 from mailbot.errors import WorkflowError
 from mailbot.models import Application, Counter
@@ -48,7 +48,9 @@ class Admission:
 def next_reception_number(session: Session, prefix: str, year: int) -> str:
     """The next number of the year, e.g. "TS-2026-0001" (a Counter row per prefix and year)."""
     name = f"reception:{prefix}:{year}"
-    counter = session.exec(select(Counter).where(Counter.name == name).with_for_update()).first()
+    # The lock, not a row lock: the year's first number has no row to lock yet.
+    db.serialise(session, name)
+    counter = session.exec(select(Counter).where(Counter.name == name)).first()
     if counter is None:
         counter = Counter(name=name, value=0)
     counter.value += 1
@@ -211,8 +213,5 @@ def _in_order(session: Session, state: str) -> list[Application]:
 
 
 def lock(session: Session) -> None:
-    """Serialise admissions on databases without BEGIN IMMEDIATE (row lock on PostgreSQL)."""
-    query = select(Counter).where(Counter.name == QUEUE_LOCK).with_for_update()
-    if session.exec(query).first() is None:
-        session.add(Counter(name=QUEUE_LOCK, value=0))
-        session.flush()
+    """Admissions one at a time until this transaction ends: the count of places stays true."""
+    db.serialise(session, QUEUE_LOCK)

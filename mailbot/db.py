@@ -1,13 +1,18 @@
-"""The database engine: SQLite by default (WAL), any SQLAlchemy URL in [database] url.
+"""The database engine: SQLite by default (WAL), PostgreSQL (psycopg 3) in production.
 
+[database] url is any SQLAlchemy URL; the two mailbot is tested on are
+``sqlite:///data/mailbot.db`` and ``postgresql+psycopg://user@host/mailbot``.
 ``make_engine`` also checks the schema (mailbot.schema.ensure_current): an
 empty database is created at the head, an old one is refused until
 `mailbot db upgrade`; ``open_engine`` is the same engine without the check,
 for that upgrade.
 
-SQLite transactions start with BEGIN IMMEDIATE, so two processes can never
-both read the cap and both take the last place: the second waits for the
-first to commit.
+Two processes must never both read the cap and both take the last place, nor
+both take the same reception number. SQLite transactions start with BEGIN
+IMMEDIATE, so every writer waits for the one before it to commit. PostgreSQL
+lets writers run side by side (READ COMMITTED), so the few places that count
+and then write ask for a named lock first: ``serialise`` (an advisory lock
+held until the transaction ends; nothing on SQLite, which is serialised already).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine
 from sqlmodel import Session, create_engine
 
@@ -42,14 +47,19 @@ def open_engine(url: str | URL, *, foreign_keys: bool = True) -> Engine:
         url = url.render_as_string(hide_password=False)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args=_connect_args(url))
+    engine = create_engine(url, **engine_options(url))
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine, foreign_keys=foreign_keys)
     return engine
 
 
-def _connect_args(url: str) -> dict:
-    return {"check_same_thread": False, "timeout": 30} if url.startswith("sqlite") else {}
+def engine_options(url: str) -> dict:
+    """create_engine's keywords for this kind of database."""
+    if url.startswith("sqlite"):
+        # One engine serves the daemon's threads; a locked database is waited for, not an error.
+        return {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    # A server database can restart under a running daemon: test a pooled connection before use.
+    return {"pool_pre_ping": True}
 
 
 def _tune_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
@@ -67,6 +77,19 @@ def _tune_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def serialise(session: Session, name: str) -> None:
+    """Wait until no other transaction holds the lock ``name``, then hold it until this one ends.
+
+    For work that reads and then writes on what it read (the cap, a counter).
+    SQLite needs nothing: BEGIN IMMEDIATE already lets one writer at a time.
+    On PostgreSQL a transaction-level advisory lock: released by the commit or
+    the rollback, never left behind by a process that dies.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"mailbot:{name}"})
 
 
 @contextmanager

@@ -34,9 +34,11 @@ class UtcDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
-        if value is not None and value.tzinfo is not None:
-            value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if value is not None and dialect.name == "sqlite" else value
+        if value is None:
+            return None
+        # Made aware before PostgreSQL sees it: it would read a naive value in the session's time zone.
+        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:

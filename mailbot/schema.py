@@ -72,8 +72,9 @@ def ensure_current(engine: Engine, script_location: str | None = None) -> None:
     """Create an empty database at the head; accept one at the head; refuse any other."""
     script = _script(script_location or SCRIPT_LOCATION)
     needed = script.get_current_head()
-    # One transaction (BEGIN IMMEDIATE on SQLite): two first starts cannot both create the tables.
+    # One transaction, one at a time: two first starts cannot both create the tables.
     with engine.begin() as conn:
+        _one_at_a_time(conn)
         found = MigrationContext.configure(conn).get_current_revision()
         if found == needed:
             return
@@ -97,6 +98,7 @@ def upgrade(engine_or_url: Engine | str, script_location: str | None = None, *, 
     engine = db.open_engine(url, foreign_keys=False)  # SQLite: batch mode copies tables that others reference
     try:
         with engine.begin() as conn:  # all or nothing: a failed revision leaves the database as it was
+            _one_at_a_time(conn)
             found = MigrationContext.configure(conn).get_current_revision()
             if found is not None and not _knows(script, found):
                 raise SchemaError(_refusal(engine, found, script))
@@ -107,6 +109,18 @@ def upgrade(engine_or_url: Engine | str, script_location: str | None = None, *, 
     finally:
         engine.dispose()
     return script.get_current_head() if to == "head" else to
+
+
+def _one_at_a_time(conn: Connection) -> None:
+    """Hold the schema lock until this transaction ends: a first start or upgrade at a time.
+
+    SQLite's BEGIN IMMEDIATE (db.py) already is that lock. PostgreSQL runs
+    transactions side by side: two first starts would both find no table and
+    the second's CREATE TABLE would fail, so they queue on an advisory lock;
+    the second then finds the database at the head.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('mailbot:schema'))"))
 
 
 def is_empty(engine: Engine) -> bool:
