@@ -1,9 +1,10 @@
-"""Read a PDF in a child process with a time limit and a memory limit.
+"""Read PDFs in a child process with a time limit and a memory limit.
 
 PDF libraries can hang (a stream whose /Length refers to itself), balloon
 (decompression bombs) or abort natively (pdfium); none of that may take the
-daemon down. The child gets RLIMIT_AS and a wall-clock limit; whatever goes
-wrong comes back as a PdfError with a specific code:
+daemon down. The child (a ``Worker``) runs under RLIMIT_AS, and every PDF it
+is given has a wall-clock limit; whatever goes wrong comes back as a PdfError
+with a specific code:
 
 - ``too_large``: over ``Limits.max_bytes`` (checked before any parsing);
 - ``timeout``: no answer within ``Limits.seconds`` (the child is killed);
@@ -13,6 +14,12 @@ wrong comes back as a PdfError with a specific code:
 - and whatever preflight/read refuse with (not_pdf, encrypted, broken,
   too_many_pages, too_complex).
 
+A Worker is forked once and reads PDF after PDF (forking the daemon for each
+PDF cost three times the read itself); after a timeout, a memory failure, a
+reader bug or its death it is gone (``alive`` is false) and the caller forks
+another. ``read_form_safely`` is one PDF in a fresh Worker; forms/pool.py keeps
+warm ones for the daemon.
+
 The preflight (forms/preflight.py) refuses bombs and loops in well under a
 second; these limits are the last line of defence for what it misses.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import resource
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -28,7 +36,7 @@ from multiprocessing.connection import Connection
 from mailbot.errors import PdfError
 
 # Imported in the parent on purpose: each forked child then starts with pdfplumber
-# and pypdfium2 already loaded, instead of paying ~0.5 s to import them per PDF.
+# and pypdfium2 already loaded, instead of paying ~0.5 s to import them per worker.
 from mailbot.forms.read import read_form
 from mailbot.forms.reading import FormReading
 
@@ -44,6 +52,9 @@ OUT_OF_MEMORY = ("添付のPDFは処理に必要なメモリが上限を超え�
 DIED = ("PDFを読み取れませんでした（ファイルが壊れているか、処理の上限を超えています）。"
         "申請書を保存し直して再送してください。")
 
+#: How often an idle reader looks whether the daemon that forked it is still there.
+ORPHAN_CHECK_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -56,51 +67,117 @@ class Limits:
 
 
 def read_form_safely(data: bytes, limits: Limits) -> FormReading:
-    """read_form in a child process; PdfError on oversize, timeout or a crash."""
+    """read_form in a fresh child process; PdfError on oversize, timeout or a crash."""
+    refuse_too_large(data, limits)
+    worker = Worker(limits)
+    try:
+        return worker.read(data)
+    finally:
+        worker.close()
+
+
+def refuse_too_large(data: bytes, limits: Limits) -> None:
+    """PdfError ``too_large`` for a file over ``limits.max_bytes``: not even handed to a child."""
     if len(data) > limits.max_bytes:
         raise PdfError("too_large", TOO_LARGE.format(mb=limits.max_bytes // (1024 * 1024)))
-    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
-    child = multiprocessing.get_context("fork").Process(
-        target=_child, args=(sender, data, limits), daemon=True
-    )
-    child.start()
-    sender.close()
-    try:
-        return _await_result(child, receiver, limits)
-    finally:
-        receiver.close()
-        if child.is_alive():
-            child.kill()
-        child.join()
 
 
-def _await_result(child, receiver: Connection, limits: Limits) -> FormReading:
-    """The child's answer, or PdfError: timeout, or the child's death (native abort, kernel)."""
-    if not receiver.poll(limits.seconds):
-        raise PdfError("timeout", TIMEOUT)
-    try:
-        kind, payload = receiver.recv()
-    except EOFError:  # the child died: out of memory or a native abort
-        child.join(1)
-        log.warning("the PDF reader died without answering (exit code %s)", child.exitcode)
-        raise PdfError("broken", DIED) from None
-    if kind == "error":
+class WorkerGone(Exception):
+    """The worker was dead before it got the PDF (killed while idle): read it in another one."""
+
+
+class Worker:
+    """One forked reader process under RLIMIT_AS: PDFs in through a pipe, readings out, one at a time.
+
+    Not thread-safe: one owner at a time (a slot of forms/pool.py, or read_form_safely).
+    """
+
+    def __init__(self, limits: Limits):
+        context = multiprocessing.get_context("fork")
+        self.limits = limits
+        self.reads = 0
+        self._conn, child_end = context.Pipe(duplex=True)
+        self._process = context.Process(target=_serve, args=(child_end, limits), daemon=True)
+        self._process.start()
+        child_end.close()
+        self._gone = False
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        """False once it timed out, died, ran out of memory or hit a reader bug: fork another."""
+        return not self._gone and self._process.is_alive()
+
+    def read(self, data: bytes) -> FormReading:
+        """One PDF's FormReading, or PdfError; WorkerGone if the child was dead before it started."""
+        try:
+            self._conn.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close()
+            raise WorkerGone from None
+        self.reads += 1
+        if not self._conn.poll(self.limits.seconds):
+            self.close()  # killed: a PDF that hangs the reader must not hang the next one
+            raise PdfError("timeout", TIMEOUT)
+        return self._answer()
+
+    def _answer(self) -> FormReading:
+        try:
+            kind, payload = self._conn.recv()
+        except EOFError:  # the child died: out of memory or a native abort
+            self._process.join(1)
+            log.warning("the PDF reader died without answering (exit code %s)", self._process.exitcode)
+            self.close()
+            raise PdfError("broken", DIED) from None
+        if kind == "ok":
+            return payload
+        if kind == "spent":  # the child leaves after this answer: its state is not to be trusted
+            self.close()
         raise PdfError(*payload)
-    return payload
+
+    def close(self) -> None:
+        """Stop the child now (idle, or stuck in a PDF): it holds nothing worth a goodbye."""
+        self._gone = True
+        self._conn.close()
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
 
 
-def _child(sender: Connection, data: bytes, limits: Limits) -> None:
-    """Read under RLIMIT_AS and send ("ok", FormReading) or ("error", (code, message))."""
+def _serve(conn: Connection, limits: Limits) -> None:
+    """The child: under RLIMIT_AS, answer each PDF with ("ok", FormReading) or an error, until EOF."""
     limit = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    parent = os.getppid()
+    while True:
+        # An idle child checks now and then that the daemon still lives: after a kill -9 no
+        # EOF comes (its siblings hold copies of the pipe), and it must not linger.
+        if not conn.poll(ORPHAN_CHECK_SECONDS):
+            if os.getppid() != parent:
+                return
+            continue
+        try:
+            data = conn.recv()
+        except EOFError:  # the parent closed the pipe: retired
+            return
+        kind, payload = _read_one(data, limits)
+        conn.send((kind, payload))
+        if kind == "spent":
+            conn.close()
+            os._exit(0)  # skip the interpreter's teardown: its memory may be in any state
+
+
+def _read_one(data: bytes, limits: Limits) -> tuple[str, object]:
+    """("ok", FormReading), ("error", (code, message)), or ("spent", ...) when the child must go."""
     try:
-        sender.send(("ok", read_form(data, max_pages=limits.max_pages)))
+        return "ok", read_form(data, max_pages=limits.max_pages)
     except PdfError as exc:
-        sender.send(("error", (exc.code, exc.message)))
+        return "error", (exc.code, exc.message)
     except MemoryError:
-        sender.send(("error", ("too_complex", OUT_OF_MEMORY)))
+        return "spent", ("too_complex", OUT_OF_MEMORY)
     except Exception:  # a bug in the reader: staff must see it, the daemon must not
         log.exception("the PDF reader failed")  # the traceback goes to the daemon's log
-        sender.send(("error", ("reader_failed", READER_FAILED)))
-    finally:
-        sender.close()
+        return "spent", ("reader_failed", READER_FAILED)
