@@ -241,6 +241,8 @@ class ServiceSettings(_Section):
     pdf_timeout_seconds: float = Field(30, gt=0)
     pdf_memory_mb: int = Field(1536, ge=256)
     pdf_max_pages: int = Field(50, ge=1)
+    #: PDF reader processes working at once (each under the limits above); 1 = one at a time.
+    pdf_workers: int = Field(2, ge=1, le=16)
     answer_from: datetime | None = None
     max_replies_per_recipient: int = Field(10, ge=1)
     reply_window_minutes: int = Field(180, ge=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable
 
 from sqlalchemy.engine import Engine
@@ -12,7 +11,8 @@ from mailbot import ruleset
 from mailbot.config import Settings
 from mailbot.db import make_engine
 from mailbot.forms.reading import FormReading
-from mailbot.forms.sandbox import Limits, read_form_safely
+from mailbot.forms.pool import ReaderPool
+from mailbot.forms.sandbox import Limits
 from mailbot.intake.classify import Triage, load_triage
 from mailbot.render import Renderer
 
@@ -26,6 +26,7 @@ class Services:
     rulesets: dict[str, ruleset.RuleSet]  # per form: "application", "consultation"
     triage: Triage
     renderer: Renderer
+    #: The sandboxed reader: a ReaderPool (which also reads ahead); tests may put a plain function.
     read_form: Callable[[bytes], FormReading]
 
     @property
@@ -43,7 +44,7 @@ def build(settings: Settings, engine: Engine | None = None) -> Services:
         rulesets={form: ruleset.load(rules_dir, form) for form in ruleset.FORMS},
         triage=load_triage(rules_dir / "triage.toml"),
         renderer=Renderer(settings.path(settings.service.templates_dir)),
-        read_form=partial(read_form_safely, limits=pdf_limits(settings)),
+        read_form=ReaderPool(pdf_limits(settings), settings.service.pdf_workers),
     )
 
 
