@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -31,6 +32,8 @@ from sqlmodel import Session, select
 
 from mailbot import logs, pipeline
 from mailbot.db import transaction
+from mailbot.forms.pool import ReaderPool
+from mailbot.intake import mime
 from mailbot.intake.imap import FetchedMail, Mailbox
 from mailbot.models import FolderState, RawMessage, utcnow
 from mailbot.services import Services
@@ -166,18 +169,79 @@ def body_digest(raw: bytes) -> str:
 
 
 def process_pending(services: Services, stop: Callable[[], bool] | None = None) -> int:
-    """Process stored, unprocessed messages in arrival order: all of them, or until ``stop()``."""
+    """Process stored, unprocessed messages in arrival order: all of them, or until ``stop()``.
+
+    One message at a time, each in its own transaction, as always; meanwhile
+    the PDFs of the next few are read ahead by the reader pool (ReadAhead).
+    """
     with Session(services.engine) as session:
         ids = session.exec(select(RawMessage.id).where(RawMessage.status == "new").order_by(
             RawMessage.arrived_at, RawMessage.uid)).all()
+    ahead = ReadAhead(services, ids)
     done = 0
-    for raw_id in ids:
-        if stop is not None and stop():
-            log.info("stopping: %d stored message(s) left for the next start", len(ids) - done)
-            break
-        pipeline.process(services, raw_id)
-        done += 1
+    try:
+        for raw_id in ids:
+            if stop is not None and stop():
+                log.info("stopping: %d stored message(s) left for the next start", len(ids) - done)
+                break
+            ahead.up_to(done)
+            pipeline.process(services, raw_id)
+            ahead.finished(raw_id)
+            done += 1
+    finally:
+        ahead.drop()
     return done
+
+
+#: Messages whose PDFs are being read ahead, per reader process: enough that a
+#: reader finishing one PDF always finds the next waiting.
+READ_AHEAD_PER_WORKER = 2
+
+
+class ReadAhead:
+    """Hands the PDFs of the next pending messages to the reader pool before the pipeline asks.
+
+    The pipeline still reads every PDF through services.read_form, which
+    answers with the reading done ahead (a pure function of the bytes: the
+    decision is the same) or reads it then. A stand-in reader (tests) is not
+    read ahead for.
+    """
+
+    def __init__(self, services: Services, ids: list[int]):
+        reader = services.read_form
+        self.pool = reader if isinstance(reader, ReaderPool) else None
+        self.services, self.ids = services, ids
+        self.depth = READ_AHEAD_PER_WORKER * self.pool.size if self.pool is not None else 0
+        self.next = 0  # index in ids of the first message not yet read ahead
+        self.started: dict[int, list[Future]] = {}
+
+    def up_to(self, index: int) -> None:
+        """Message ``index`` (the one in hand) and the next ``depth`` are being read."""
+        while self.next < min(len(self.ids), index + 1 + self.depth):
+            raw_id = self.ids[self.next]
+            self.started[raw_id] = self.pool.read_ahead(pdfs_to_read(self.services, raw_id))
+            self.next += 1
+
+    def finished(self, raw_id: int) -> None:
+        """The message is done: what it did not ask for is dropped (junk, a form found earlier)."""
+        if self.pool is not None:
+            self.pool.forget(self.started.pop(raw_id, []))
+
+    def drop(self) -> None:
+        """Stopping (or done): nothing read ahead is kept for later."""
+        for raw_id in list(self.started):
+            self.finished(raw_id)
+
+
+def pdfs_to_read(services: Services, raw_id: int) -> list[bytes]:
+    """The PDFs classify would read in this message: its attached (not inline) PDFs."""
+    with Session(services.engine) as session:
+        raw = session.get(RawMessage, raw_id).raw
+    try:
+        msg = mime.parse(raw)
+    except Exception:  # noqa: BLE001  the pipeline quarantines this mail with its traceback
+        return []  # reading ahead is only a head start: it must never stop the poll
+    return [a.data for a in msg.attachments if not a.inline and a.is_pdf]
 
 
 def move_done(services: Services, box: Mailbox, uidvalidity: int) -> int:

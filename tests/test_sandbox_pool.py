@@ -1,0 +1,200 @@
+"""The warm PDF readers (forms/pool.py): the answers of a fresh sandbox, from workers that read many PDFs.
+
+Real worker processes, real hostile PDFs (tests/forms/hostile.py), the
+shipped config's limits. A hang is the one thing put in by hand: no real PDF
+hangs pdfplumber past the preflight today, and the pool's answer to one
+(kill, then a fresh worker) must still be shown.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mailbot import config
+from mailbot.errors import PdfError
+from mailbot.forms import sandbox
+from mailbot.forms.pool import ReaderPool
+from mailbot.forms.sandbox import Limits, Worker, read_form_safely
+from mailbot.services import pdf_limits
+from tests.forms import hostile
+from tests.forms.test_hostile import REFUSED, _build
+
+ROOT = Path(__file__).parents[1]
+LIMITS = pdf_limits(config.load(ROOT / "config.toml", environ={}))
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_worker_reads_pdf_after_pdf_in_one_process():
+    worker = Worker(LIMITS)
+    try:
+        pid = worker.pid
+        readings = [worker.read(hostile.form()) for _ in range(3)]
+        assert worker.pid == pid and worker.alive and worker.reads == 3
+    finally:
+        worker.close()
+    assert not worker.alive and gone(pid)
+    assert readings == [read_form_safely(hostile.form(), LIMITS)] * 3
+
+
+def test_every_hostile_pdf_gets_its_code_from_the_pool_and_the_pool_reads_on():
+    """GIVEN one pool WHEN every hostile PDF goes through it, a good form between each
+    THEN each is refused with the code a fresh sandbox gives, and every form reads."""
+    pool = ReaderPool(LIMITS, size=2)
+    try:
+        for name in sorted(REFUSED):
+            with pytest.raises(PdfError) as refused:
+                pool(_build(name))
+            assert refused.value.code == REFUSED[name], name
+            assert pool(hostile.form()).fields["company_name"] == "株式会社サンプル精機"
+        assert pool(hostile.javascript_open_action()).seal.present
+    finally:
+        pool.close()
+
+
+def test_too_large_is_refused_without_a_worker():
+    pool = ReaderPool(Limits(max_bytes=1000), size=1)
+    with pytest.raises(PdfError, match="too_large"):
+        pool(hostile.form())
+    assert pool.read_ahead([hostile.form()]) == [] and pool.reads == 0
+
+
+def _hang_on_marker(pid_file: Path):
+    """read_form, except that the marker PDF writes the child's pid and hangs (a reader stuck in a loop)."""
+    real = sandbox.read_form
+
+    def read(data: bytes, *, max_pages: int = 50):
+        if data == b"%PDF-1.7 hang":
+            pid_file.write_text(str(os.getpid()))
+            time.sleep(3600)
+        return real(data, max_pages=max_pages)
+
+    return read
+
+
+def test_a_timeout_kills_the_worker_and_the_next_pdf_gets_a_fresh_one(monkeypatch, tmp_path):
+    pid_file = tmp_path / "hung.pid"
+    monkeypatch.setattr(sandbox, "read_form", _hang_on_marker(pid_file))  # forked workers inherit it
+    pool = ReaderPool(Limits(seconds=3.0), size=1)
+    try:
+        assert pool(hostile.form()).form == "application"
+        started = time.monotonic()
+        with pytest.raises(PdfError, match="timeout"):
+            pool(b"%PDF-1.7 hang")
+        assert time.monotonic() - started < 3.0 + 1.0
+        assert gone(int(pid_file.read_text()))
+        assert pool(hostile.form()).form == "application"
+    finally:
+        pool.close()
+
+
+MEMORY_PROBE = """
+import os
+from pathlib import Path
+from mailbot.errors import PdfError
+from mailbot.forms.pool import read_in_worker
+from mailbot.forms.sandbox import Limits, Worker, read_form_safely
+from tests.forms import hostile
+bomb = hostile.many_characters(70_000)  # pdfplumber needs ~160 MB for it
+pages = int(Path("/proc/self/statm").read_text().split()[0])
+start_mb = pages * os.sysconf("SC_PAGE_SIZE") // 2**20  # what a forked worker starts with
+limits = Limits(memory_mb=start_mb + 40)
+def code(outcome):
+    return outcome.code if isinstance(outcome, PdfError) else "read"
+worker = Worker(limits)
+print(code(worker.read(hostile.form())))
+used_pid = worker.pid
+outcome, kept = read_in_worker(worker, bomb, limits)  # a used worker: retried in a fresh one
+print(code(outcome), worker.alive, kept is None or kept.pid != used_pid)
+try:
+    read_form_safely(bomb, limits)
+    print("read")
+except PdfError as exc:
+    print(exc.code)
+outcome, kept = read_in_worker(kept, hostile.form(), limits)
+print(code(outcome), os.getpid())
+"""
+
+
+def test_a_worker_out_of_memory_is_replaced_and_the_verdict_is_a_fresh_sandboxs():
+    # A fresh interpreter: in this one, memory freed by earlier tests would let the worker grow unseen.
+    out = subprocess.run([sys.executable, "-c", MEMORY_PROBE], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "read"
+    verdict, used_alive, replaced = lines[1].split()
+    assert verdict in ("too_complex", "broken") and used_alive == "False" and replaced == "True"
+    assert lines[2] in ("too_complex", "broken")
+    assert lines[3].split()[0] == "read"
+
+
+def test_a_reading_done_ahead_is_taken_once_then_read_again():
+    pool = ReaderPool(LIMITS, size=2)
+    try:
+        (ahead,) = pool.read_ahead([hostile.form()])
+        first = pool(hostile.form())
+        assert ahead.done() and pool.reads == 1 and pool.waiting == 0
+        assert pool(hostile.form()) == first and pool.reads == 2  # not kept: read again
+    finally:
+        pool.close()
+
+
+def test_a_refusal_read_ahead_is_the_same_refusal():
+    pool = ReaderPool(LIMITS, size=2)
+    try:
+        pool.read_ahead([hostile.garbage(), hostile.png_renamed()])
+        for data, code in ((hostile.garbage(), "broken"), (hostile.png_renamed(), "not_pdf")):
+            with pytest.raises(PdfError) as refused:
+                pool(data)
+            assert refused.value.code == code
+        assert pool.reads == 2 and pool.waiting == 0
+    finally:
+        pool.close()
+
+
+def test_readings_ahead_nobody_takes_are_dropped():
+    pool = ReaderPool(LIMITS, size=1)
+    try:
+        pdfs = [hostile.form(), hostile.garbage(), hostile.javascript_open_action()]
+        futures = pool.read_ahead(pdfs)
+        pool.forget(futures)
+        assert pool.waiting == 0
+        assert all(f.cancelled() or f.done() or f.running() for f in futures)
+        before = pool.reads
+        assert pool(hostile.form()).form == "application" and pool.reads == before + 1
+    finally:
+        pool.close()
+
+
+def children() -> set[int]:
+    """The pids of this test process's children (every thread's)."""
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    return {int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split()}
+
+
+def test_a_closed_pool_stops_its_workers_and_starts_again_when_asked():
+    before = children()
+    pool = ReaderPool(LIMITS, size=2)
+    pool.read_ahead([hostile.form()] * 4)
+    assert pool(hostile.form()).form == "application"
+    assert len(children() - before) >= 1
+    pool.close()
+    deadline = time.monotonic() + 10
+    while children() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not children() - before and pool.waiting == 0
+    assert pool(hostile.form()).form == "application"
+    pool.close()
