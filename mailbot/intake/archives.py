@@ -11,13 +11,22 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
+import zlib
 
+from mailbot.errors import PdfError
 from mailbot.intake.message import Attachment
 
 log = logging.getLogger(__name__)
 
 MAX_MEMBERS = 20  # more files than this: not an application, leave the zip closed
 MAX_PDF_BYTES = 20 * 1024 * 1024  # per PDF, uncompressed; the same order as [service] max_attachment_mb
+_UNZIPPED = "申請書のPDFは、ZIPに圧縮せずにそのままメールに添付して改めてお送りください。"
+TOO_LARGE = ("ZIPファイル（{zip}）の中のPDF（{pdf}）は、展開すると上限（{mb} MB）を超えるため、"
+             "安全のため取り出しませんでした。" + _UNZIPPED)
+ENCRYPTED = "ZIPファイル（{zip}）にパスワードが設定されているため、中のPDFを開けませんでした。" + _UNZIPPED
+TOO_MANY = ("ZIPファイル（{zip}）には{count}個のファイルが入っており（上限{max}個）、"
+            "安全のため開きませんでした。" + _UNZIPPED)
+BROKEN = "ZIPファイル（{zip}）が壊れているため開けませんでした。" + _UNZIPPED
 _UTF8_NAME = 0x800  # zip flag bit 11: the member name is UTF-8
 _ENCRYPTED = 0x1
 
@@ -31,19 +40,56 @@ def is_zip(attachment: Attachment) -> bool:
 
 def pdfs_in_zip(attachment: Attachment) -> list[Attachment]:
     """The PDFs inside a zip attachment, each read with a size cap; [] when none can be taken out."""
+    return _open(attachment)[0]
+
+
+def refusal(attachment: Attachment) -> PdfError | None:
+    """Why a zip holding PDFs gave none of them, for the applicant; None when it gave them or holds none.
+
+    The mail is then answered with this reason instead of "not a PDF": the
+    applicant did send a PDF, only zipped in a way that is not opened here.
+    """
+    pdfs, error = _open(attachment)
+    return None if pdfs else error
+
+
+def _open(attachment: Attachment) -> tuple[list[Attachment], PdfError | None]:
+    """The PDFs taken out, and the reason the first PDF that was not taken out stayed inside."""
+    name = attachment.filename or "ZIP"
     try:
         with zipfile.ZipFile(io.BytesIO(attachment.data)) as archive:
-            members = [m for m in archive.infolist() if _is_pdf_member(m)]
+            members = [m for m in archive.infolist() if _is_pdf_name(m)]
             if len(archive.infolist()) > MAX_MEMBERS:
-                return []
-            return [pdf for pdf in (_extract(archive, m) for m in members) if pdf is not None]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+                count = len(archive.infolist())
+                return [], PdfError("too_complex", TOO_MANY.format(zip=name, count=count, max=MAX_MEMBERS))
+            return _extract_all(archive, members, name)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error) as exc:
         log.info("zip %r left closed: %s", attachment.filename, exc)
-        return []
+        return [], PdfError("broken", BROKEN.format(zip=name))
 
 
-def _is_pdf_member(member: zipfile.ZipInfo) -> bool:
-    return not member.is_dir() and member_name(member).lower().endswith(".pdf") and not member.flag_bits & _ENCRYPTED
+def _extract_all(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo],
+                 name: str) -> tuple[list[Attachment], PdfError | None]:
+    pdfs, error = [], None
+    for member in members:
+        if member.flag_bits & _ENCRYPTED:
+            error = error or PdfError("encrypted", ENCRYPTED.format(zip=name))
+            continue
+        pdf = _extract(archive, member)
+        if pdf is None:
+            mb = MAX_PDF_BYTES // (1024 * 1024)
+            error = error or PdfError("too_large", TOO_LARGE.format(zip=name, pdf=_base(member), mb=mb))
+        else:
+            pdfs.append(pdf)
+    return pdfs, error
+
+
+def _is_pdf_name(member: zipfile.ZipInfo) -> bool:
+    return not member.is_dir() and member_name(member).lower().endswith(".pdf")
+
+
+def _base(member: zipfile.ZipInfo) -> str:
+    return member_name(member).rsplit("/", 1)[-1]
 
 
 def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Attachment | None:
@@ -53,7 +99,7 @@ def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Attachment | 
     if len(data) > MAX_PDF_BYTES:
         log.info("zip member %r over %d bytes: left out", member_name(member), MAX_PDF_BYTES)
         return None
-    return Attachment(filename=member_name(member).rsplit("/", 1)[-1], content_type="application/pdf", data=data)
+    return Attachment(filename=_base(member), content_type="application/pdf", data=data)
 
 
 def member_name(member: zipfile.ZipInfo) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 from mailbot import tomlfile
 from mailbot.errors import PdfError, RulesError
 from mailbot.forms.reading import FormReading
+from mailbot.intake import archives
 from mailbot.intake.message import Attachment, InboundMessage
 
 #: The six classes, as stored in RawMessage.mail_class.
@@ -288,6 +289,7 @@ def _from_a_person(msg: InboundMessage, triage: Triage, read_form: Callable[[byt
         names = "、".join(a.filename or "(名前なし)" for a in documents)
         return Classification("documents", f"documents in the thread of {thread}: {names}",
                               documents[0], pdf_error=first_error[1])
+    results.errors += _zips_left_closed(files)
     return _question(files, pdfs, results, thread)
 
 
@@ -308,6 +310,16 @@ def _read_pdfs(pdfs: tuple[Attachment, ...], read_form: Callable[[bytes], FormRe
         elif reading.form not in FORM_CLASSES:
             results.others.append((pdf, reading))
     return results
+
+
+def _zips_left_closed(files: tuple[Attachment, ...]) -> list[tuple[Attachment, PdfError]]:
+    """Zips whose PDFs stayed inside (a bomb, a password, a broken archive), each with the reason.
+
+    After the PDFs' own errors: a readable PDF or a PDF's error speaks first,
+    and a zip that was left closed is not answered as "not a PDF".
+    """
+    found = ((a, archives.refusal(a)) for a in files if archives.is_zip(a))
+    return [(a, error) for a, error in found if error is not None]
 
 
 def _documents(files: tuple[Attachment, ...], results: _PdfResults, triage: Triage) -> tuple[Attachment, ...]:

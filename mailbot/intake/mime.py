@@ -15,6 +15,7 @@ import email
 import logging
 import quopri
 import re
+import secrets
 from datetime import datetime
 from email.errors import MessageError
 from email.message import Message
@@ -39,6 +40,14 @@ from mailbot.intake.message import Attachment, InboundMessage
 log = logging.getLogger(__name__)
 
 _MSG_ID = re.compile(r"<[^<>\s]+>")
+#: Control characters (C0, DEL, C1) and the Unicode line and paragraph separators:
+#: header text is one line, whatever an encoded word or a bare CR put in it.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """Header text as one line: each run of control characters (CR, LF, NUL, ESC…) becomes a space."""
+    return _CONTROLS.sub(" ", text).strip()
 
 
 def parse(raw: bytes) -> InboundMessage:
@@ -53,11 +62,11 @@ def parse(raw: bytes) -> InboundMessage:
         sender_name=sender_name,
         to=_addresses(msg, "to"),
         cc=_addresses(msg, "cc"),
-        subject=decode_header(str(msg.get("subject", ""))).strip(),
+        subject=one_line(decode_header(str(msg.get("subject", "")))),
         text=body_text(msg),
         attachments=tuple(attachments(msg)),
         in_reply_to=_first_id(msg.get("in-reply-to")),
-        references=tuple(_MSG_ID.findall(str(msg.get("references", "")))),
+        references=tuple(_MSG_ID.findall(_CONTROLS.sub(" ", str(msg.get("references", ""))))),
         reply_to=_addresses(msg, "reply-to"),
         return_path=_return_path(msg.get("return-path")),
         date=_date(msg.get("date")),
@@ -69,16 +78,90 @@ def parse(raw: bytes) -> InboundMessage:
 def _load(raw: bytes) -> Message:
     if not raw or not raw.strip():
         raise ParseError("empty message")
+    small, cuts = cut_big_runs(raw)
     try:
-        msg = mailparser.parse_from_bytes(raw).message
+        msg = mailparser.parse_from_bytes(small).message
     except (MailParserError, MessageError, ValueError) as exc:
         # mail-parser decodes headers eagerly and trips over broken encoded-words
         # that we decode leniently; its message object is the stdlib's, so build that.
         log.warning("mail-parser failed (%s); using the standard parser", exc)
-        msg = email.message_from_bytes(raw)
+        msg = email.message_from_bytes(small)
     if not msg.keys():
         raise ParseError("no header fields: not an e-mail message")
+    _put_back(msg, cuts)
     return msg
+
+
+# --- big attachments: decoded from the raw bytes, not line by line ----------
+
+#: A run of base64 lines this long (an attachment of ~1 MB or more) is cut out before
+#: parsing and decoded straight from the raw bytes. The standard parser keeps every
+#: line as an object of its own: a mail with a 50 MB attachment cost 590 MB at its
+#: peak; decoding the run costs its decoded size.
+BIG_RUN_BYTES = 1024 * 1024
+#: A line starting like base64 and everything after it that base64 lines can hold. One
+#: character class, not a group per line: the regex engine keeps no stack per repeat.
+_BASE64_RUN = re.compile(rb"(?<=\n)[A-Za-z0-9+/][A-Za-z0-9+/=\r\n \t]*")
+_CUT = re.compile(r"(mailbot-cut-\d+-[0-9a-f]{32})")
+
+
+def cut_big_runs(raw: bytes) -> tuple[bytes, dict[str, memoryview]]:
+    """``raw`` with each base64 run over BIG_RUN_BYTES replaced by a marker line; the runs by marker.
+
+    The markers carry a random token, so no text a sender wrote can pose as one.
+    """
+    view, pieces, cuts, last = memoryview(raw), [], {}, 0
+    token = secrets.token_hex(16)
+    for run in _BASE64_RUN.finditer(raw):
+        end = raw.rfind(b"\n", run.start(), run.end()) + 1  # whole lines only
+        if end - run.start() >= BIG_RUN_BYTES:
+            marker = f"mailbot-cut-{len(cuts)}-{token}"
+            pieces += [view[last:run.start()], marker.encode("ascii") + b"\r\n"]
+            cuts[marker], last = view[run.start():end], end
+    if not cuts:
+        return raw, {}
+    return b"".join([*pieces, view[last:]]), cuts
+
+
+def _put_back(msg: Message, cuts: dict[str, memoryview]) -> None:
+    """Each cut run back in its part: decoded at once in a base64 part, as the text it was elsewhere."""
+    if not cuts:
+        return
+    for part in msg.walk():
+        payload = part.get_payload()
+        if not isinstance(payload, str) or not _CUT.search(payload):
+            continue
+        texts = _CUT.split(payload)
+        decoded = _decoded_run(part, texts, cuts)
+        if decoded is None:
+            part.set_payload("".join(cuts[t].tobytes().decode("ascii") if t in cuts else t for t in texts))
+        else:
+            # Kept beside the part: set_payload(bytes) would hold them as a str of twice the size.
+            setattr(part, _DECODED, decoded)
+            part.set_payload("")
+
+
+#: The attribute holding a part's body that _put_back decoded from the raw bytes.
+_DECODED = "mailbot_decoded"
+
+
+def _decoded_run(part: Message, texts: list[str], cuts: dict[str, memoryview]) -> bytes | None:
+    """The body of a base64 part that is one cut run (and white space), decoded in place; else None."""
+    runs = [t for t in texts if t in cuts]
+    if str(part.get("content-transfer-encoding", "")).strip().lower() != "base64" or len(runs) != 1:
+        return None
+    if any(t.strip() for t in texts if t not in cuts):
+        return None
+    try:
+        return binascii.a2b_base64(cuts[runs[0]])
+    except binascii.Error:
+        return None  # broken padding: the standard decoder's leniency decides, as for any part
+
+
+def payload_bytes(part: Message) -> bytes:
+    """A leaf part's decoded body: the one _put_back decoded, else the standard decoder's."""
+    decoded = getattr(part, _DECODED, None)
+    return decoded if decoded is not None else (part.get_payload(decode=True) or b"")
 
 
 # --- addresses and headers -------------------------------------------------
@@ -97,14 +180,14 @@ def _pairs(msg: Message, name: str) -> list[tuple[str, str]]:
     """(decoded display name, bare address) for every address in every such header."""
     values = [str(value) for value in msg.get_all(name, [])]
     # Split on the raw text so that commas inside encoded display names stay put.
-    return [(decode_header(display).strip(), decode_raw(addr).strip())
+    return [(one_line(decode_header(display)), one_line(decode_raw(addr)))
             for display, addr in getaddresses(values) if addr]
 
 
 def _first_id(value: object) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    text = _CONTROLS.sub("", str(value)).strip()  # a msg-id has no spaces: controls go, not become one
     found = _MSG_ID.search(text)
     return found.group(0) if found else (text or None)
 
@@ -127,7 +210,7 @@ def _date(value: object) -> datetime | None:
 def _headers(msg: Message) -> dict[str, tuple[str, ...]]:
     headers: dict[str, list[str]] = {}
     for name, value in msg.items():
-        headers.setdefault(name.lower(), []).append(decode_header(str(value)).strip())
+        headers.setdefault(name.lower(), []).append(one_line(decode_header(str(value))))
     return {name: tuple(values) for name, values in headers.items()}
 
 
@@ -161,7 +244,7 @@ def _text_parts(msg: Message, nested: bool) -> tuple[list[str], list[str]]:
 
 def part_text(part: Message) -> str:
     """A text part's payload decoded with its declared (or guessed) charset, LF line ends."""
-    data = part.get_payload(decode=True) or b""
+    data = payload_bytes(part)
     charset = part.get_param("charset")
     label = charset if isinstance(charset, str) else None
     if label is None and part.get_content_type() == "text/html":
@@ -278,7 +361,7 @@ def attachments(msg: Message) -> list[Attachment]:
     found = []
     for part in _leaves(msg, nested=True):
         if _is_attachment(part):
-            data = part.get_payload(decode=True) or b""
+            data = payload_bytes(part)
             found.append(Attachment(filename=filename(part), content_type=part.get_content_type(),
                                     data=data, inline=_is_inline_image(part)))
     # PDFs inside a zip become attachments of their own (the zip stays too).
@@ -307,7 +390,7 @@ def filename(part: Message) -> str:
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         value = part.get_param(param, header=header)
         if value:
-            return _param_text(value).strip()
+            return one_line(_param_text(value))
     return ""
 
 
