@@ -49,11 +49,14 @@ class Handling:
     msg: InboundMessage
 
 
-def process(services: Services, raw_id: int) -> str:
-    """Process one stored message; return its class, or "quarantined"."""
+def process(services: Services, raw_id: int, parsed: InboundMessage | None = None) -> str:
+    """Process one stored message; return its class, or "quarantined".
+
+    ``parsed``: the message as mime.parse made it from the stored bytes already
+    (the poller's read-ahead), so it is not parsed twice.
+    """
     try:
-        raw_bytes = _raw_bytes(services, raw_id)
-        msg = mime.parse(raw_bytes)
+        msg = parsed or mime.parse(_raw_bytes(services, raw_id))
         verdict = classify(msg, services.triage, services.settings.smtp.from_address, services.read_form,
                            thread=thread_of(services, msg))
         _refuse_our_own_failures(verdict)

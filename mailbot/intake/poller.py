@@ -35,6 +35,7 @@ from mailbot.db import transaction
 from mailbot.forms.pool import ReaderPool
 from mailbot.intake import mime
 from mailbot.intake.imap import FetchedMail, Mailbox
+from mailbot.intake.message import InboundMessage
 from mailbot.models import FolderState, RawMessage, utcnow
 from mailbot.services import Services
 
@@ -185,7 +186,7 @@ def process_pending(services: Services, stop: Callable[[], bool] | None = None) 
                 log.info("stopping: %d stored message(s) left for the next start", len(ids) - done)
                 break
             ahead.up_to(done)
-            pipeline.process(services, raw_id)
+            pipeline.process(services, raw_id, ahead.parsed.pop(raw_id, None))
             ahead.finished(raw_id)
             done += 1
     finally:
@@ -203,7 +204,8 @@ class ReadAhead:
 
     The pipeline still reads every PDF through services.read_form, which
     answers with the reading done ahead (a pure function of the bytes: the
-    decision is the same) or reads it then. A stand-in reader (tests) is not
+    decision is the same) or reads it then; it gets the message as parsed
+    here (``parsed``), not to parse it twice. A stand-in reader (tests) is not
     read ahead for.
     """
 
@@ -214,12 +216,16 @@ class ReadAhead:
         self.depth = READ_AHEAD_PER_WORKER * self.pool.size if self.pool is not None else 0
         self.next = 0  # index in ids of the first message not yet read ahead
         self.started: dict[int, list[Future]] = {}
+        self.parsed: dict[int, InboundMessage] = {}
 
     def up_to(self, index: int) -> None:
         """Message ``index`` (the one in hand) and the next ``depth`` are being read."""
-        while self.next < min(len(self.ids), index + 1 + self.depth):
+        while self.pool is not None and self.next < min(len(self.ids), index + 1 + self.depth):
             raw_id = self.ids[self.next]
-            self.started[raw_id] = self.pool.read_ahead(pdfs_to_read(self.services, raw_id))
+            msg = parse_stored(self.services, raw_id)
+            if msg is not None:
+                self.parsed[raw_id] = msg
+                self.started[raw_id] = self.pool.read_ahead(pdfs_to_read(msg))
             self.next += 1
 
     def finished(self, raw_id: int) -> None:
@@ -231,16 +237,21 @@ class ReadAhead:
         """Stopping (or done): nothing read ahead is kept for later."""
         for raw_id in list(self.started):
             self.finished(raw_id)
+        self.parsed.clear()
 
 
-def pdfs_to_read(services: Services, raw_id: int) -> list[bytes]:
-    """The PDFs classify would read in this message: its attached (not inline) PDFs."""
+def parse_stored(services: Services, raw_id: int) -> InboundMessage | None:
+    """The stored message parsed as the pipeline parses it; None if that fails (the pipeline will say why)."""
     with Session(services.engine) as session:
         raw = session.get(RawMessage, raw_id).raw
     try:
-        msg = mime.parse(raw)
+        return mime.parse(raw)
     except Exception:  # noqa: BLE001  the pipeline quarantines this mail with its traceback
-        return []  # reading ahead is only a head start: it must never stop the poll
+        return None  # reading ahead is only a head start: it must never stop the poll
+
+
+def pdfs_to_read(msg: InboundMessage) -> list[bytes]:
+    """The PDFs classify would read in this message: its attached (not inline) PDFs."""
     return [a.data for a in msg.attachments if not a.inline and a.is_pdf]
 
 
