@@ -1,6 +1,6 @@
 """The opening-day burst: N applications at once, answered in arrival order (issue 7).
 
-    .venv/bin/python bench/burst.py [--n 1000] [--workers 2]
+    .venv/bin/python bench/burst.py [--n 1000] [--workers 2] [--pdf-workers 2]
 
 Everything runs on this machine: a throwaway Dovecot (tests/dovecot.py, as
 the tests start it), an aiosmtpd SMTP sink, a SQLite database in a temp dir,
@@ -12,11 +12,14 @@ the shipped rules and templates.
    one second apart in arrival time (the file's mtime is Dovecot's
    INTERNALDATE, the clock that orders the queue).
 2. The service runs its cycle (poll, process, send: ``daemon.run_once``)
-   until the folder is drained and the sink holds one reply per company.
+   until the folder is drained and the sink holds one reply per company;
+   its PDF readers are ``--pdf-workers`` warm sandboxed processes
+   (``[service] pdf_workers``), reading ahead of the message in hand.
 3. The same PDFs are parsed bare by pdfplumber (text of every page) on
    ``--workers`` processes: what reading them costs at the least.
-4. Printed: wall time, applications/s, the bare parse time, their ratio, the
-   peak RSS of this process (the service; PDF sandboxes are children and
+4. Printed: wall time, applications/s, the CPU per application of the
+   service and of its PDF readers, the bare parse time, their ratio, the
+   peak RSS of this process (the service; PDF readers are children and
    reported apart), and whether the queue order equals the arrival order.
 
 Goals (issue 7): ratio <= 1.25, order exact, RSS <= 300 MB at 10,000.
@@ -54,7 +57,7 @@ from tests.dovecot import Dovecot  # noqa: E402
 USER = "burst"
 
 
-def make_services(dovecot: Dovecot, sink_port: int, workdir: Path, n: int) -> Services:
+def make_services(dovecot: Dovecot, sink_port: int, workdir: Path, n: int, pdf_workers: int = 2) -> Services:
     """The program open today with room for all N: the queue order is the thing measured."""
     today = date.today()
     data = {
@@ -65,7 +68,7 @@ def make_services(dovecot: Dovecot, sink_port: int, workdir: Path, n: int) -> Se
         "program": {"opens": today - timedelta(days=1), "closes": today + timedelta(days=60), "cap": n},
         "service": {"poll_seconds": 3600, "rules_dir": str(PROJECT_ROOT / "rules"),
                     "templates_dir": str(PROJECT_ROOT / "templates"),
-                    "max_replies_per_recipient": 10},
+                    "max_replies_per_recipient": 10, "pdf_workers": pdf_workers},
     }
     return build(config.validate(data, base_dir=workdir, origin="bench"))
 
@@ -132,6 +135,11 @@ def queue_in_arrival_order(services: Services, n: int) -> bool:
     return [a.company_name for a in queue] == [f"株式会社バースト{i:05d}" for i in range(n)]
 
 
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
@@ -140,6 +148,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="applications (default 1,000)")
     parser.add_argument("--workers", type=int, default=2, help="processes of the bare parse (default 2)")
+    parser.add_argument("--pdf-workers", type=int, default=2,
+                        help="the service's PDF reader processes, [service] pdf_workers (default 2)")
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
@@ -155,9 +165,14 @@ def main() -> None:
 
 
 def report(args, dovecot: Dovecot, sink: SmtpSink, workdir: Path, pdfs: list[bytes]) -> None:
-    services = make_services(dovecot, sink.port, workdir, args.n)
+    services = make_services(dovecot, sink.port, workdir, args.n, args.pdf_workers)
     preload(dovecot, services, pdfs)
+    cpu_before = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
     wall = serve_until_answered(services, sink, args.n, args.timeout)
+    # The PDF readers, once stopped and reaped, count among this process's children.
+    services.read_form.close(timeout=60)
+    cpu = (cpu_seconds(resource.RUSAGE_SELF) - cpu_before[0],
+           cpu_seconds(resource.RUSAGE_CHILDREN) - cpu_before[1])
     order = "exact" if queue_in_arrival_order(services, args.n) else "wrong"
     replies = len({tuple(m.rcpt_tos) for m in sink.messages})
     # Before the bare parse: its worker processes would count as the service's children.
@@ -165,6 +180,8 @@ def report(args, dovecot: Dovecot, sink: SmtpSink, workdir: Path, pdfs: list[byt
     parse = bare_parse(pdfs, args.workers)
     print(f"service: {args.n} applications in {wall:.1f} s, {replies} distinct recipients answered, "
           f"{len(sink.messages)} mails; queue order {order}", flush=True)
+    print(f"CPU per application: service {cpu[0] / args.n * 1000:.0f} ms, PDF readers "
+          f"{cpu[1] / args.n * 1000:.0f} ms ({services.settings.service.pdf_workers} processes)", flush=True)
     print(f"bare pdfplumber on {args.workers} processes: {parse:.1f} s; peak RSS service "
           f"{rss:.0f} MB, largest child {children:.0f} MB", flush=True)
     print(f"burst n={args.n} wall_s={wall:.1f} apps_per_s={args.n / wall:.1f} "

@@ -27,6 +27,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterable
@@ -99,10 +100,15 @@ class ReaderPool:
                     if not waiting:
                         del self._ahead[key]
 
-    def close(self) -> None:
-        """Stop the workers; a later call starts new ones."""
+    def close(self, timeout: float = 0.0) -> bool:
+        """Stop the workers; a later call starts new ones.
+
+        A PDF being read is finished first (the daemon, stopping, still answers
+        the mail in hand); what was read ahead is dropped. Waits up to
+        ``timeout`` seconds for the workers to be gone; True if they are.
+        """
         self.forget([f for waiting in list(self._ahead.values()) for f in waiting])
-        self._slots.stop()
+        return self._slots.stop(timeout)
 
     def _take_ahead(self, key: str) -> Future | None:
         with self._lock:
@@ -127,6 +133,7 @@ class _Slots:
         self.jobs: queue.PriorityQueue = queue.PriorityQueue()
         self.lock = threading.Lock()
         self.running = 0
+        self.threads: list[threading.Thread] = []
         self.reads = 0
         self.generation = 0  # raised by stop(): the threads started before it leave
         self._order = itertools.count()  # FIFO within a priority
@@ -138,16 +145,26 @@ class _Slots:
             # Under the lock: a slot only leaves idle under it, after seeing the queue empty.
             while self.running < self.size:
                 self.running += 1
-                threading.Thread(target=self._serve, args=(self.generation,), name="pdf-reader",
-                                 daemon=True).start()
+                thread = threading.Thread(target=self._serve, args=(self.generation,), name="pdf-reader",
+                                          daemon=True)
+                thread.start()
+                self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         return future
 
-    def stop(self) -> None:
-        """The running slots stop their workers and leave (a wake-up each, ahead of any PDF)."""
+    def stop(self, timeout: float = 0.0) -> bool:
+        """The running slots stop their workers and leave (a wake-up each, ahead of any PDF).
+
+        Waits up to ``timeout`` seconds for the threads (each kills its worker); True once all left.
+        """
         with self.lock:
             self.generation += 1
             for _ in range(self.running):
                 self.jobs.put((-1, next(self._order), None))
+            threads, self.threads = self.threads, [t for t in self.threads if t.is_alive()]
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
 
     def _serve(self, generation: int) -> None:
         worker: Worker | None = None
