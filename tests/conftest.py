@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from mailbot import db
-from mailbot.config import DatabaseSettings, ImapSettings
+from mailbot.config import ImapSettings
 from tests import dovecot as dovecot_server
 from tests import postgres as postgres_server
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # --- IMAP: Dovecot 2.3 ------------------------------------------------------
 
@@ -86,63 +86,18 @@ def database(request):
     """"sqlite", or "postgresql": then every SQLite file a test names is a PostgreSQL database.
 
     Tests write ``sqlite:///<tmp_path>/mailbot.db`` everywhere; rather than
-    editing each, the engines mailbot opens in this process (db.open_engine's
-    create_engine) and the mailbot processes a test starts with --config
-    (MAILBOT_DATABASE__URL, which mailbot.config honours) get the database
-    that stands for that file: another path, another database; the same path,
-    the same database.
+    editing each, the engines mailbot opens (db.open_engine's create_engine)
+    get the database that stands for that file: another path, another
+    database; the same path, the same database. In this process, and in every
+    Python process a test starts (tests/postgres_children/sitecustomize.py).
     """
     if request.config.getoption("--database") == "sqlite":
         yield "sqlite"
         return
     server = request.getfixturevalue("postgres")
+    paths = [str(postgres_server.CHILDREN_PATH), str(ROOT), os.environ.get("PYTHONPATH", "")]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(db, "create_engine", _engine_on(server, db.create_engine))
-        patch.setattr(subprocess.Popen, "__init__", _popen_on(server, subprocess.Popen.__init__))
+        patch.setattr(db, "create_engine", postgres_server.engines_on_postgres(server.port, db.create_engine))
+        patch.setenv(postgres_server.PORT_VARIABLE, str(server.port))
+        patch.setenv("PYTHONPATH", os.pathsep.join(path for path in paths if path))
         yield "postgresql"
-
-
-def _stand_in(server: postgres_server.Postgres, url) -> str:
-    """The PostgreSQL URL for a SQLite file URL; any other URL as it is."""
-    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
-    if text.startswith("sqlite:///") and ":memory:" not in text:
-        return server.database_for_sqlite_url(text)
-    return text
-
-
-def _engine_on(server: postgres_server.Postgres, create_engine):
-    def create_engine_on_postgres(url, **options):
-        mapped = _stand_in(server, url)
-        if mapped != url:
-            options = db.engine_options(mapped)  # the SQLite connect_args mean nothing to psycopg
-        return create_engine(mapped, **options)
-
-    return create_engine_on_postgres
-
-
-def _popen_on(server: postgres_server.Postgres, popen_init):
-    def popen_init_on_postgres(self, args, *more, env=None, **options):
-        environ = os.environ if env is None else env
-        url = environ.get("MAILBOT_DATABASE__URL") or _config_database_url(args)
-        if url is not None and url.startswith("sqlite:///"):
-            env = {**environ, "MAILBOT_DATABASE__URL": _stand_in(server, url)}
-        popen_init(self, args, *more, env=env, **options)
-
-    return popen_init_on_postgres
-
-
-def _config_database_url(args) -> str | None:
-    """The [database] url of a `mailbot --config FILE …` command line, as mailbot would resolve it."""
-    if isinstance(args, (str, bytes)) or "--config" not in list(args):
-        return None
-    items = [str(arg) for arg in args]
-    path = Path(items[items.index("--config") + 1])
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None  # mailbot itself reports the file; nothing to map
-    url = data.get("database", {}).get("url", DatabaseSettings().url)
-    if not isinstance(url, str) or not url.startswith("sqlite:///") or ":memory:" in url:
-        return None
-    relative = url.removeprefix("sqlite:///")
-    return f"sqlite:///{(path.resolve().parent / relative).resolve()}"

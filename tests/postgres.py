@@ -3,9 +3,15 @@
 One cluster per test session: ``initdb`` into a short temp dir, ``postgres``
 listening on 127.0.0.1 on a free port (its unix socket in the temp dir, never
 /var/run), trust authentication for 127.0.0.1 only, fsync off because the data
-is thrown away. ``new_database()`` gives each use a fresh, empty database;
-``database_for_sqlite_url`` maps a test's ``sqlite:///…/X.db`` to its own
-database, the same path always to the same database.
+is thrown away. ``new_database()`` gives each use a fresh, empty database.
+
+``--database postgresql`` (tests/conftest.py) runs every test on it:
+``engines_on_postgres`` makes mailbot.db's create_engine open, for a test's
+``sqlite:///…/X.db``, a database of its own (``database_for_sqlite_url``: the
+same path, in any process, always the same database). The Python processes a
+test starts (a `mailbot` command, a multiprocessing child) do the same through
+tests/postgres_children/sitecustomize.py, put on their PYTHONPATH with the
+server's port in ``PORT_VARIABLE``.
 
 The server binaries come from Debian's postgresql package
 (/usr/lib/postgresql/<version>/bin, not on the PATH); `.ci/setup --test`
@@ -35,6 +41,12 @@ from psycopg import errors, sql
 PR_SET_PDEATHSIG = 1
 SUPERUSER = "postgres"
 DEBIAN_BINARIES = Path("/usr/lib/postgresql")
+#: Set for the processes a test starts: the port of the session's server.
+PORT_VARIABLE = "MAILBOT_TEST_POSTGRES_PORT"
+CHILDREN_PATH = Path(__file__).parent / "postgres_children"
+
+_made: set[tuple[int, str]] = set()
+_made_lock = threading.Lock()
 
 
 class PostgresUnavailable(RuntimeError):
@@ -114,7 +126,6 @@ class Postgres:
         self.process: subprocess.Popen | None = None
         self._databases = 0
         self._lock = threading.Lock()
-        self._made: set[str] = set()
 
     @property
     def data(self) -> Path:
@@ -172,12 +183,10 @@ class Postgres:
         shutil.rmtree(self.base, ignore_errors=True)
 
     def dsn(self, database: str) -> str:
-        """A libpq connection string (for psycopg itself)."""
-        return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={database}"
+        return libpq_dsn(self.port, database)
 
     def url(self, database: str) -> str:
-        """The SQLAlchemy URL mailbot's [database] url takes."""
-        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        return sqlalchemy_url(self.port, database)
 
     def new_database(self, prefix: str = "test") -> str:
         """A fresh, empty database; its SQLAlchemy URL."""
@@ -188,22 +197,60 @@ class Postgres:
         return self.url(name)
 
     def database_for_sqlite_url(self, url: str) -> str:
-        """The database standing in for a SQLite file: one per file path, made on first use."""
-        path = Path(url.removeprefix("sqlite:///")).resolve()
-        name = f"{re.sub(r'[^a-z0-9]', '', path.stem.lower())[:20]}_{hashlib.sha1(str(path).encode()).hexdigest()[:16]}"
-        self._create(name)
-        return self.url(name)
+        """The database standing in for a SQLite file (made on first use)."""
+        return database_for_sqlite_url(self.port, url)
 
     def _create(self, name: str) -> None:
-        with self._lock:
-            if name in self._made:
-                return
-            with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-                try:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                except errors.DuplicateDatabase:
-                    pass  # made by an earlier use of the same path
-            self._made.add(name)
+        create_database(self.port, name)
+
+
+def libpq_dsn(port: int, database: str) -> str:
+    """A libpq connection string (for psycopg itself)."""
+    return f"host=127.0.0.1 port={port} user={SUPERUSER} dbname={database}"
+
+
+def sqlalchemy_url(port: int, database: str) -> str:
+    """The SQLAlchemy URL mailbot's [database] url takes."""
+    return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{database}"
+
+
+def database_for_sqlite_url(port: int, sqlite_url: str) -> str:
+    """The URL of the database that stands for this SQLite file: one per resolved path.
+
+    The name comes from the path alone, so a child process finds the same one.
+    """
+    path = Path(sqlite_url.removeprefix("sqlite:///")).resolve()
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:16]
+    name = f"{re.sub(r'[^a-z0-9]', '', path.stem.lower())[:20]}_{digest}"
+    create_database(port, name)
+    return sqlalchemy_url(port, name)
+
+
+def create_database(port: int, name: str) -> None:
+    """CREATE DATABASE once; another process that made it first is fine."""
+    with _made_lock:
+        if (port, name) in _made:
+            return
+        with psycopg.connect(libpq_dsn(port, "postgres"), autocommit=True) as conn:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            except (errors.DuplicateDatabase, errors.UniqueViolation):
+                pass  # made by another process for the same path (UniqueViolation: at the same moment)
+        _made.add((port, name))
+
+
+def engines_on_postgres(port: int, create_engine):
+    """A create_engine for mailbot.db that opens a SQLite file's stand-in database instead."""
+    from mailbot import db
+
+    def create_engine_on_postgres(url, **options):
+        text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+        if text.startswith("sqlite:///") and ":memory:" not in text:
+            text = database_for_sqlite_url(port, text)
+            options = db.engine_options(text)  # the SQLite connect_args mean nothing to psycopg
+        return create_engine(text, **options)
+
+    return create_engine_on_postgres
 
 
 def _kill_group(pid: int) -> None:
