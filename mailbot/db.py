@@ -50,6 +50,8 @@ def open_engine(url: str | URL, *, foreign_keys: bool = True) -> Engine:
     engine = create_engine(url, **engine_options(url))
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine, foreign_keys=foreign_keys)
+    elif engine.dialect.name == "postgresql":
+        _tune_postgresql(engine)
     return engine
 
 
@@ -77,6 +79,30 @@ def _tune_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _tune_postgresql(engine: Engine) -> None:
+    """Text with NUL characters is stored with U+FFFD in their place.
+
+    PostgreSQL's text cannot hold NUL (SQLite's can); mail text is the
+    sender's, and a NUL in a subject or a form field must not turn into an
+    error that loses the message. Raw mail is bytes and keeps every byte.
+    """
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _without_nul(_conn, _cursor, statement, parameters, _context, _executemany):
+        if isinstance(parameters, dict):
+            return statement, _nul_replaced(parameters)
+        if isinstance(parameters, (list, tuple)) and parameters and isinstance(parameters[0], dict):
+            return statement, [_nul_replaced(row) for row in parameters]
+        return statement, parameters
+
+
+def _nul_replaced(row: dict) -> dict:
+    if not any(isinstance(value, str) and "\x00" in value for value in row.values()):
+        return row  # nearly always: no copy
+    return {key: value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+            for key, value in row.items()}
 
 
 def serialise(session: Session, name: str) -> None:
