@@ -157,6 +157,7 @@ def test_it_listens_on_127_0_0_1_only(endpoint):
         socket.create_connection(("127.0.0.2", endpoint.port), timeout=5).close()
 
 
+@pytest.mark.sqlite_only(reason="the database is made gone by deleting its SQLite file")
 def test_a_database_that_is_gone_answers_up_0(services, tmp_path, endpoint):
     seed(services)
     services.engine.dispose()
