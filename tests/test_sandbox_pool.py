@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mailbot import config
-from mailbot.errors import PdfError
+from mailbot.errors import ConfigError, PdfError
 from mailbot.forms import sandbox
 from mailbot.forms.pool import ReaderPool
 from mailbot.forms.sandbox import Limits, Worker, read_form_safely
@@ -103,7 +103,7 @@ def test_a_timeout_kills_the_worker_and_the_next_pdf_gets_a_fresh_one(monkeypatc
 MEMORY_PROBE = """
 import os
 from pathlib import Path
-from mailbot.errors import PdfError
+from mailbot.errors import ConfigError, PdfError
 from mailbot.forms.pool import read_in_worker
 from mailbot.forms.sandbox import Limits, Worker, read_form_safely
 from tests.forms import hostile
@@ -195,3 +195,14 @@ def test_a_closed_pool_stops_its_workers_and_starts_again_when_asked():
     assert not children() - before and pool.waiting == 0
     assert pool(hostile.form()).form == "application"
     pool.close()
+
+
+def test_pdf_workers_is_read_from_the_config_and_checked(tmp_path):
+    shipped = config.load(ROOT / "config.toml", environ={})
+    assert shipped.service.pdf_workers == 2
+    for bad in ("0", "17", "'two'"):
+        path = tmp_path / "config.toml"
+        path.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
+            "pdf_workers = 2", f"pdf_workers = {bad}"), encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"\[service\] pdf_workers"):
+            config.load(path, environ={})
