@@ -17,7 +17,7 @@ import quopri
 import re
 import secrets
 from datetime import datetime
-from email.errors import MessageError
+from email.errors import MessageError, StartBoundaryNotFoundDefect
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
@@ -89,7 +89,21 @@ def _load(raw: bytes) -> Message:
     if not msg.keys():
         raise ParseError("no header fields: not an e-mail message")
     _put_back(msg, cuts)
+    _refuse_lost_parts(msg)
     return msg
+
+
+def _refuse_lost_parts(msg: Message) -> None:
+    """A multipart whose boundary never occurs: its text and files are there, but cannot be told apart.
+
+    Judged as it parses, it would be a mail with no text and no attachment, a
+    question nobody can answer; quarantined, staff read the raw mail instead.
+    """
+    for part in msg.walk():
+        if any(isinstance(d, StartBoundaryNotFoundDefect) for d in part.defects):
+            boundary = part.get_param("boundary") or ""
+            raise ParseError(f"{part.get_content_type()}: its boundary {boundary!r} never occurs, "
+                             "so its parts (text, attachments) cannot be told apart")
 
 
 # --- big attachments: decoded from the raw bytes, not line by line ----------

@@ -158,16 +158,15 @@ def zip_bomb() -> bytes:
     return attachment_mail(zip_bomb_archive(), "申請書類.zip", "application", "zip", sender=SENDER)
 
 
-def elf_renamed() -> bytes:
-    """A Linux executable's first bytes (ELF header and noise) saved as 申請書.pdf."""
-    elf = b"\x7fELF\x02\x01\x01\x00" + bytes(8) + struct.pack("<HHI", 2, 62, 1) + os.urandom(4000)
-    return with_pdf(elf)
+def elf_executable() -> bytes:
+    """A Linux executable's first bytes (the ELF header, then noise): saved as 申請書.pdf by the tests."""
+    return b"\x7fELF\x02\x01\x01\x00" + bytes(8) + struct.pack("<HHI", 2, 62, 1) + os.urandom(4000)
 
 
-def pe_renamed() -> bytes:
-    """A Windows executable's first bytes (MZ, the DOS stub, PE) saved as 申請書.pdf."""
+def pe_executable() -> bytes:
+    """A Windows executable's first bytes (MZ, the DOS stub's message, PE): saved as 申請書.pdf by the tests."""
     stub = b"MZ" + bytes(58) + struct.pack("<I", 64) + b"PE\x00\x00" + os.urandom(4000)
-    return with_pdf(stub + b"This program cannot be run in DOS mode.\r\n")
+    return stub + b"This program cannot be run in DOS mode.\r\n"
 
 
 # --- hostile headers ------------------------------------------------------------------
@@ -182,21 +181,22 @@ def encoded_word(text: str) -> str:
 CONTROLS = "\x00\x07\x1b\x7f\x85\u2028"
 
 
-def control_characters() -> bytes:
-    """The application form, with CR/LF and control characters in From's name, Subject,
-    Message-ID and the PDF's file name (hidden in encoded words, a bare CR, RFC 2231)."""
+def control_characters(data: bytes | None = None, extension: str = ".pdf") -> bytes:
+    """A file (the application form unless ``data``), with CR/LF and control characters in From's
+    name, Subject, Message-ID and the file's name (hidden in encoded words, a bare CR, RFC 2231)."""
     name = encoded_word(f"山田\r\n{INJECTED}{CONTROLS}太郎")
     subject = encoded_word(f"申請書\r\n{INJECTED}\r\n\r\n本文{CONTROLS}") + "\rX-Injected: bare-cr"
-    filename = quote(f"申請\r\n{INJECTED}{CONTROLS}書.pdf", safe="")
+    filename = quote(f"申請\r\n{INJECTED}{CONTROLS}書{extension}", safe="")
+    kind = "application/pdf" if extension == ".pdf" else "application/octet-stream"
     head = "\r\n".join([
         f"From: {name} <{SENDER}>", f"To: {PROGRAM}", f"Subject: {subject}",
         "Date: Fri, 27 Nov 2026 09:00:00 +0900",
         "Message-ID: <ctl\x01\x1b\x7f.1@hostile-shoji.example.co.jp>",
         "MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="b1"'])
     body = ("--b1\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n申請書\x07を送ります。\r\n"
-            f"--b1\r\nContent-Type: application/pdf\r\n"
+            f"--b1\r\nContent-Type: {kind}\r\n"
             f"Content-Disposition: attachment; filename*=UTF-8''{filename}\r\n"
-            "Content-Transfer-Encoding: base64\r\n\r\n" + _b64(pdfs.form()) + "--b1--\r\n")
+            "Content-Transfer-Encoding: base64\r\n\r\n" + _b64(data or pdfs.form()) + "--b1--\r\n")
     return (head + "\r\n\r\n").encode("ascii") + body.encode("utf-8")
 
 
