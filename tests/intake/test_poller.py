@@ -228,6 +228,7 @@ def test_a_listed_mail_the_server_did_not_hand_over_is_asked_for_again(services,
     assert [r.uid for r in rows(services)] == uids and stored_uidnext(services) == uids[-1] + 1
 
 
+@pytest.mark.sqlite_only(reason="reads SQLite's EXPLAIN QUERY PLAN")
 def test_unmoved_mail_is_found_through_an_index_not_by_reading_history(services, imap_settings):
     from sqlalchemy import text
 
