@@ -6,8 +6,8 @@ Everything runs on this machine: a throwaway Dovecot (tests/dovecot.py, as
 the tests start it), an aiosmtpd SMTP sink, a SQLite database in a temp dir,
 the shipped rules and templates.
 
-1. N stamped application PDFs from N different companies are made (each
-   distinct: company name, corporate number, address), wrapped in mails and
+1. N stamped application PDFs from N different companies are made (files in
+   the temp dir; each distinct: company name, corporate number, address), wrapped in mails and
    written straight into the Maildir (../shared/notes/test-mail-servers.md),
    one second apart in arrival time (the file's mtime is Dovecot's
    INTERNALDATE, the clock that orders the queue).
@@ -84,7 +84,7 @@ def sender(i: int) -> str:
     return f"tanto{i}@burst{i}.example.jp"
 
 
-def preload(dovecot: Dovecot, services: Services, pdfs: list[bytes]) -> None:
+def preload(dovecot: Dovecot, services: Services, pdfs: list[Path]) -> None:
     """Every mail written into Maildir new/, company i arriving i seconds after the first, in one go.
 
     The first arrives an hour and N seconds ago: after the program opened, before now."""
@@ -96,7 +96,7 @@ def preload(dovecot: Dovecot, services: Services, pdfs: list[bytes]) -> None:
     for i, pdf in enumerate(pdfs):
         name = f"{first + i}.M{i}P1.burst"
         tmp, new = maildir / "tmp" / name, maildir / "new" / name
-        tmp.write_bytes(samples.application_mail(pdf, sender=sender(i)))
+        tmp.write_bytes(samples.application_mail(pdf.read_bytes(), sender=sender(i)))
         os.utime(tmp, (first + i, first + i))
         os.chown(tmp, account.uid, account.gid)
         tmp.rename(new)
@@ -153,20 +153,29 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    made = time.monotonic()
-    pdfs = [company_pdf(i) for i in range(args.n)]
-    print(f"made {args.n} PDFs in {time.monotonic() - made:.1f} s (not measured)", flush=True)
     dovecot = Dovecot().start()
     try:
         with tempfile.TemporaryDirectory(prefix="burst") as workdir, SmtpSink() as sink:
-            report(args, dovecot, sink, Path(workdir), pdfs)
+            report(args, dovecot, sink, Path(workdir))
     finally:
         dovecot.stop()
 
 
-def report(args, dovecot: Dovecot, sink: SmtpSink, workdir: Path, pdfs: list[bytes]) -> None:
+def make_pdfs(n: int, folder: Path) -> list[Path]:
+    """The N PDFs as files: the service's peak RSS must not count the bench holding them all."""
+    made = time.monotonic()
+    folder.mkdir()
+    paths = [folder / f"{i:05d}.pdf" for i in range(n)]
+    for i, path in enumerate(paths):
+        path.write_bytes(company_pdf(i))
+    print(f"made {n} PDFs in {time.monotonic() - made:.1f} s (not measured)", flush=True)
+    return paths
+
+
+def report(args, dovecot: Dovecot, sink: SmtpSink, workdir: Path) -> None:
     services = make_services(dovecot, sink.port, workdir, args.n, args.pdf_workers)
-    preload(dovecot, services, pdfs)
+    pdf_files = make_pdfs(args.n, workdir / "pdf")
+    preload(dovecot, services, pdf_files)
     cpu_before = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
     wall = serve_until_answered(services, sink, args.n, args.timeout)
     # The PDF readers, once stopped and reaped, count among this process's children.
@@ -177,7 +186,7 @@ def report(args, dovecot: Dovecot, sink: SmtpSink, workdir: Path, pdfs: list[byt
     replies = len({tuple(m.rcpt_tos) for m in sink.messages})
     # Before the bare parse: its worker processes would count as the service's children.
     rss, children = peak_rss_mb(resource.RUSAGE_SELF), peak_rss_mb(resource.RUSAGE_CHILDREN)
-    parse = bare_parse(pdfs, args.workers)
+    parse = bare_parse([path.read_bytes() for path in pdf_files], args.workers)
     print(f"service: {args.n} applications in {wall:.1f} s, {replies} distinct recipients answered, "
           f"{len(sink.messages)} mails; queue order {order}", flush=True)
     print(f"CPU per application: service {cpu[0] / args.n * 1000:.0f} ms, PDF readers "

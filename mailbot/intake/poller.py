@@ -176,9 +176,10 @@ def process_pending(services: Services, stop: Callable[[], bool] | None = None) 
     the PDFs of the next few are read ahead by the reader pool (ReadAhead).
     """
     with Session(services.engine) as session:
-        ids = session.exec(select(RawMessage.id).where(RawMessage.status == "new").order_by(
-            RawMessage.arrived_at, RawMessage.uid)).all()
-    ahead = ReadAhead(services, ids)
+        pending = session.exec(select(RawMessage.id, RawMessage.size).where(RawMessage.status == "new")
+                               .order_by(RawMessage.arrived_at, RawMessage.uid)).all()
+    ids = [raw_id for raw_id, _size in pending]
+    ahead = ReadAhead(services, pending)
     done = 0
     try:
         for raw_id in ids:
@@ -197,6 +198,9 @@ def process_pending(services: Services, stop: Callable[[], bool] | None = None) 
 #: Messages whose PDFs are being read ahead, per reader process: enough that a
 #: reader finishing one PDF always finds the next waiting.
 READ_AHEAD_PER_WORKER = 2
+#: Raw mail held parsed ahead at most: a few applications, never a pile of 50 MB mails
+#: (a larger one is parsed in its turn only, as without reading ahead).
+READ_AHEAD_BYTES = 32 * 1024 * 1024
 
 
 class ReadAhead:
@@ -209,27 +213,31 @@ class ReadAhead:
     read ahead for.
     """
 
-    def __init__(self, services: Services, ids: list[int]):
+    def __init__(self, services: Services, pending: list[tuple[int, int]]):
         reader = services.read_form
         self.pool = reader if isinstance(reader, ReaderPool) else None
-        self.services, self.ids = services, ids
+        self.services, self.pending = services, pending  # (id, raw size) in arrival order
         self.depth = READ_AHEAD_PER_WORKER * self.pool.size if self.pool is not None else 0
-        self.next = 0  # index in ids of the first message not yet read ahead
+        self.next = 0  # index in pending of the first message not yet read ahead
         self.started: dict[int, list[Future]] = {}
         self.parsed: dict[int, InboundMessage] = {}
+        self.held: dict[int, int] = {}  # raw sizes of the messages parsed ahead, not yet finished
 
     def up_to(self, index: int) -> None:
-        """Message ``index`` (the one in hand) and the next ``depth`` are being read."""
-        while self.pool is not None and self.next < min(len(self.ids), index + 1 + self.depth):
-            raw_id = self.ids[self.next]
-            msg = parse_stored(self.services, raw_id)
-            if msg is not None:
-                self.parsed[raw_id] = msg
-                self.started[raw_id] = self.pool.read_ahead(pdfs_to_read(msg))
+        """Message ``index`` (the one in hand) and the next ``depth`` are being read (within READ_AHEAD_BYTES)."""
+        while self.pool is not None and self.next < min(len(self.pending), index + 1 + self.depth):
+            raw_id, size = self.pending[self.next]
+            if size <= READ_AHEAD_BYTES and sum(self.held.values()) + size > READ_AHEAD_BYTES:
+                return  # the next one waits until those before it are done
             self.next += 1
+            msg = parse_stored(self.services, raw_id) if size <= READ_AHEAD_BYTES else None
+            if msg is not None:
+                self.parsed[raw_id], self.held[raw_id] = msg, size
+                self.started[raw_id] = self.pool.read_ahead(pdfs_to_read(msg))
 
     def finished(self, raw_id: int) -> None:
         """The message is done: what it did not ask for is dropped (junk, a form found earlier)."""
+        self.held.pop(raw_id, None)
         if self.pool is not None:
             self.pool.forget(self.started.pop(raw_id, []))
 
@@ -238,6 +246,7 @@ class ReadAhead:
         for raw_id in list(self.started):
             self.finished(raw_id)
         self.parsed.clear()
+        self.held.clear()
 
 
 def parse_stored(services: Services, raw_id: int) -> InboundMessage | None:

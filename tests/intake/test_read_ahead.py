@@ -93,3 +93,25 @@ def test_a_stop_leaves_the_rest_stored_and_nothing_read_ahead(services, imap_set
     assert services.read_form.waiting == 0
     poller.poll(services)  # the next start answers the rest, in order
     assert queue_names(services) == [company(i) for i in range(5)]
+
+
+def test_reading_ahead_holds_at_most_its_byte_budget(services, imap_settings, monkeypatch):
+    """GIVEN a budget of two application mails' bytes WHEN six are polled THEN never more than two are
+    held parsed ahead, and still every PDF is read once and the queue is the arrival order."""
+    deliver(imap_settings, 6)
+    with Session(services.engine) as session:
+        assert not session.exec(select(RawMessage)).all()
+    budget = 2 * len(samples.application_mail(render_application(sample_values()), sender="a@b.example.jp")) + 2000
+    monkeypatch.setattr(poller, "READ_AHEAD_BYTES", budget)
+    held = []
+    real_up_to = poller.ReadAhead.up_to
+
+    def up_to(self, index):
+        real_up_to(self, index)
+        held.append((len(self.held), sum(self.held.values())))
+
+    monkeypatch.setattr(poller.ReadAhead, "up_to", up_to)
+    poller.poll(services)
+    assert max(count for count, _ in held) == 2 and all(size <= budget for _, size in held)
+    assert queue_names(services) == [company(i) for i in range(6)]
+    assert services.read_form.reads == 6
