@@ -85,12 +85,38 @@ def _load(raw: bytes) -> Message:
         # mail-parser decodes headers eagerly and trips over broken encoded-words
         # that we decode leniently; its message object is the stdlib's, so build that.
         log.warning("mail-parser failed (%s); using the standard parser", exc)
-        msg = email.message_from_bytes(small)
+        msg = _standard_parse(small)
     if not msg.keys():
         raise ParseError("no header fields: not an e-mail message")
+    _refuse_deep_nesting(msg)
     _put_back(msg, cuts)
     _refuse_lost_parts(msg)
     return msg
+
+
+#: Parts inside parts, at most: real mail nests a few levels (a forward of a forward);
+#: every walk over the parts here is recursive, and Python's recursion has a limit.
+MAX_NESTING = 200
+TOO_DEEP = f"MIME parts nested deeper than {MAX_NESTING} levels: not read"
+
+
+def _standard_parse(raw: bytes) -> Message:
+    try:
+        return email.message_from_bytes(raw)
+    except RecursionError:  # the parser's own recursion, on parts nested ~1,000 deep
+        raise ParseError(TOO_DEEP) from None
+
+
+def _refuse_deep_nesting(msg: Message) -> None:
+    """ParseError when parts nest deeper than MAX_NESTING (counted without recursion)."""
+    stack = [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ParseError(TOO_DEEP)
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack += [(inner, depth + 1) for inner in payload if isinstance(inner, Message)]
 
 
 def _refuse_lost_parts(msg: Message) -> None:

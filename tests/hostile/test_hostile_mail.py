@@ -129,11 +129,13 @@ def test_an_application_nested_100_multiparts_deep_is_received(hostile_cycle):
 @pytest.mark.parametrize(("build", "error"), [
     (mails.broken_boundary, "ParseError: multipart/mixed: its boundary 'declared-boundary' never occurs, "
                             "so its parts (text, attachments) cannot be told apart"),
+    (lambda: mails.nested(1000), "ParseError: MIME parts nested deeper than 200 levels: not read"),
     (mails.no_from, "ParseError: no sender address in From:"),
     (mails.no_headers, "ParseError: no header fields: not an e-mail message"),
-], ids=["boundary-never-occurs", "no-from", "no-header-at-all"])
+], ids=["boundary-never-occurs", "nested-1000-deep", "no-from", "no-header-at-all"])
 def test_mime_that_cannot_be_read_is_quarantined_for_staff(services, hostile_cycle, build, error):
-    """GIVEN a multipart whose declared boundary never occurs, a mail without From:, or a body without headers
+    """GIVEN a multipart whose declared boundary never occurs, parts nested 1,000 deep, a mail without
+    From:, or a body without headers
     WHEN one cycle runs
     THEN it is quarantined with an error that says what is wrong, moved to the quarantine folder,
     listed by `mailbot quarantined` and in the digest with `mailbot reprocess ID`; nobody is
