@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, LargeBinary, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -68,8 +68,9 @@ class RawMessage(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     folder: str
-    uidvalidity: int
-    uid: int
+    # IMAP UIDs and UIDVALIDITY go up to 2**32 - 1: past PostgreSQL's INTEGER (SQLite's holds 64 bits).
+    uidvalidity: int = Field(sa_type=BigInteger)
+    uid: int = Field(sa_type=BigInteger)
     arrived_at: datetime = Field(sa_type=UtcDateTime)  # the server's INTERNALDATE: the only clock that orders applications
     size: int
     sha256: str = Field(index=True)
@@ -109,7 +110,7 @@ class Application(SQLModel, table=True):
     raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
     thread_message_id: str | None = Field(default=None, index=True)
     queued_at: datetime | None = _when(index=True)
-    queued_uid: int | None = None
+    queued_uid: int | None = Field(default=None, sa_type=BigInteger)  # an IMAP UID: 32 bits unsigned
     position: int | None = None
     created_at: datetime = _when(default_now=True)
     updated_at: datetime = _when(default_now=True)
@@ -172,10 +173,10 @@ class FolderState(SQLModel, table=True):
     __tablename__ = "folder_state"
 
     folder: str = Field(primary_key=True)
-    uidvalidity: int | None = None
+    uidvalidity: int | None = Field(default=None, sa_type=BigInteger)  # IMAP: 32 bits unsigned
     #: The server's UIDNEXT when everything below it was stored: an unchanged
     #: UIDNEXT means nothing new, whatever the folder's size.
-    uidnext: int | None = None
+    uidnext: int | None = Field(default=None, sa_type=BigInteger)
     last_poll_at: datetime | None = _when()
     #: When staff were told that polling fails (None: no alert outstanding).
     alerted_at: datetime | None = _when()

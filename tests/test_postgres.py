@@ -25,7 +25,7 @@ from sqlmodel import Session, SQLModel, select
 from mailbot import admission, db, schema, workflow
 from mailbot.config import ProgramSettings
 from mailbot.db import make_engine, open_engine, transaction
-from mailbot.models import Application, OutboxMessage
+from mailbot.models import Application, FolderState, OutboxMessage, RawMessage
 from tests.test_migrations import described, short
 
 pytestmark = pytest.mark.postgresql_only
@@ -90,6 +90,25 @@ def test_text_with_nul_is_stored_not_refused(postgres):
         app = session.exec(select(Application)).one()
     assert (mail.subject, mail.body) == ("件名\ufffdです", "\ufffd 様")
     assert app.fields == {"company_name": "株式会社\x00テスト"}  # JSON keeps it, escaped as \u0000
+
+
+def test_imap_numbers_up_to_32_bits_unsigned_are_stored(postgres):
+    """IMAP UIDs and UIDVALIDITY go up to 2**32 - 1, past PostgreSQL's INTEGER: stored and read back."""
+    highest = 2**32 - 1
+    url = postgres.new_database("uids")
+    schema.upgrade(url)  # through the revisions, as a production database gets there
+    engine = make_engine(url)
+    with transaction(engine) as session:
+        session.add(RawMessage(folder="INBOX", uidvalidity=highest, uid=highest, arrived_at=T0, size=3,
+                               sha256="0" * 64, raw=b"abc"))
+        session.add(FolderState(folder="INBOX", uidvalidity=highest, uidnext=highest))
+        app = _application(session, "TS-2026-0001")
+        app.queued_uid = highest
+    with Session(engine) as session:
+        raw, state = session.exec(select(RawMessage)).one(), session.exec(select(FolderState)).one()
+        app = session.exec(select(Application)).one()
+    assert (raw.uidvalidity, raw.uid, state.uidvalidity, state.uidnext, app.queued_uid) == (highest,) * 5
+    engine.dispose()
 
 
 def _application(session: Session, number: str) -> Application:
