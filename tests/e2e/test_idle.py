@@ -174,7 +174,7 @@ def test_mail_announced_during_a_cycle_gets_exactly_one_more_cycle(services, run
     with_service(services, poll_seconds=3600)
     active, overlaps, release = [0], [0], threading.Event()
 
-    def slow_cycle(services_, connect=None):
+    def slow_cycle(services_, connect=None, stop=None):
         active[0] += 1
         overlaps[0] += active[0] > 1
         release.wait(5)

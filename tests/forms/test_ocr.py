@@ -103,10 +103,6 @@ def test_a_grey_scan_sends_the_seal_to_staff():
         assert "seal" in reading.uncertain, scan.name
 
 
-def test_at_most_six_seconds_per_page():
-    seconds = [s for _scan, _reading, s in corpus()]
-    assert sum(seconds) / len(seconds) <= 6.0, seconds
-
 
 def test_text_pdf_has_no_scanned_page():
     assert ocr.read_scanned(render_application(sample_values())) is None
