@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from mailbot import daemon, digest
+from mailbot import daemon
 from mailbot.checks.corporate import check_digit
 from mailbot.forms.fill import render_application, sample_values
 from mailbot.models import OutboxMessage, RawMessage
@@ -87,8 +87,6 @@ def hostile_cycle(services, mailbox, smtp_sink, follow_up_mail):
     """``hostile_cycle(raw)``: deliver ``raw`` then the follow-up application, run one cycle."""
 
     def cycle(raw: bytes) -> CycleResult:
-        # The service ran before: its staff digest period began before these mails came.
-        digest.send_if_due(services)
         mailbox.deliver(raw)
         mailbox.deliver(follow_up_mail)
         report, growth = peak_rss_growth(lambda: daemon.run_once(services))
