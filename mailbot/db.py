@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlmodel import Session, create_engine
 
 from mailbot import models, tables  # noqa: F401  (registers the tables)
@@ -105,15 +105,16 @@ def _nul_replaced(row: dict) -> dict:
             for key, value in row.items()}
 
 
-def serialise(session: Session, name: str) -> None:
+def serialise(session: Session | Connection, name: str) -> None:
     """Wait until no other transaction holds the lock ``name``, then hold it until this one ends.
 
-    For work that reads and then writes on what it read (the cap, a counter).
-    SQLite needs nothing: BEGIN IMMEDIATE already lets one writer at a time.
-    On PostgreSQL a transaction-level advisory lock: released by the commit or
-    the rollback, never left behind by a process that dies.
+    For work that reads and then writes on what it read (the cap, a counter,
+    the schema of an empty database). SQLite needs nothing: BEGIN IMMEDIATE
+    already lets one writer at a time. On PostgreSQL a transaction-level
+    advisory lock: released by the commit or the rollback, never left behind
+    by a process that dies.
     """
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"mailbot:{name}"})
 

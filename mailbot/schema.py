@@ -116,11 +116,10 @@ def _one_at_a_time(conn: Connection) -> None:
 
     SQLite's BEGIN IMMEDIATE (db.py) already is that lock. PostgreSQL runs
     transactions side by side: two first starts would both find no table and
-    the second's CREATE TABLE would fail, so they queue on an advisory lock;
-    the second then finds the database at the head.
+    the second's CREATE TABLE would fail, so they queue on db.serialise's
+    advisory lock; the second then finds the database at the head.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('mailbot:schema'))"))
+    db.serialise(conn, "schema")
 
 
 def is_empty(engine: Engine) -> bool:
