@@ -9,6 +9,7 @@ hangs pdfplumber past the preflight today, and the pool's answer to one
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -102,6 +103,7 @@ def test_a_timeout_kills_the_worker_and_the_next_pdf_gets_a_fresh_one(monkeypatc
 
 MEMORY_PROBE = """
 import os
+import signal
 from pathlib import Path
 from mailbot.errors import ConfigError, PdfError
 from mailbot.forms.pool import read_in_worker
@@ -206,3 +208,22 @@ def test_pdf_workers_is_read_from_the_config_and_checked(tmp_path):
             "pdf_workers = 2", f"pdf_workers = {bad}"), encoding="utf-8")
         with pytest.raises(ConfigError, match=r"\[service\] pdf_workers"):
             config.load(path, environ={})
+
+
+def test_a_worker_does_not_run_the_daemons_signal_handlers():
+    """The daemon's SIGTERM handler (stop, finish the mail in hand) is inherited by a fork: a worker
+    that ran it would never end, and the daemon's exit, which terminates its readers, would hang."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # the daemon's: carry on, stop later
+    try:
+        worker = Worker(LIMITS)
+        assert worker.read(hostile.form()).form == "application"
+        os.kill(worker.pid, signal.SIGINT)  # a Ctrl-C to the terminal's process group: ignored
+        assert worker.read(hostile.form()).form == "application"
+        os.kill(worker.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while worker.alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not worker.alive
+        worker.close()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -149,6 +150,11 @@ class Worker:
 
 def _serve(conn: Connection, limits: Limits) -> None:
     """The child: under RLIMIT_AS, answer each PDF with ("ok", FormReading) or an error, until EOF."""
+    # The daemon's signal handlers came along with the fork and must not run here: SIGTERM
+    # ends a reader (how the daemon's exit stops it); SIGINT and SIGHUP are the daemon's to act on.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     limit = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     parent = os.getppid()
