@@ -116,7 +116,7 @@ host  all all 127.0.0.1/32 trust
 
 
 class Postgres:
-    """One running cluster; ``start()`` then ``new_database()`` or ``database_for_sqlite_url()``."""
+    """One running cluster; ``start()`` then ``new_database()`` for each use."""
 
     def __init__(self) -> None:
         self.bin = find_binaries()
@@ -193,15 +193,8 @@ class Postgres:
         with self._lock:
             self._databases += 1
             name = f"{re.sub(r'[^a-z0-9_]', '', prefix.lower())[:40] or 'test'}_{self._databases}"
-        self._create(name)
-        return self.url(name)
-
-    def database_for_sqlite_url(self, url: str) -> str:
-        """The database standing in for a SQLite file (made on first use)."""
-        return database_for_sqlite_url(self.port, url)
-
-    def _create(self, name: str) -> None:
         create_database(self.port, name)
+        return self.url(name)
 
 
 def libpq_dsn(port: int, database: str) -> str:

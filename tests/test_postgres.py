@@ -58,7 +58,8 @@ def test_the_migrations_build_what_a_first_start_builds(postgres):
     assert (types["raw_message.arrived_at"], types["raw_message.raw"], types["application.fields"]) == (
         "timestamp with time zone", "bytea", "json")
     assert schema.current(upgraded) == schema.current(first_start) == schema.head()
-    upgraded.dispose(), first_start.dispose()
+    for engine in (upgraded, first_start):
+        engine.dispose()
 
 
 def test_times_keep_their_instant_whatever_the_server_time_zone(postgres):
@@ -135,7 +136,8 @@ def test_first_starts_at_once_create_the_database_once(postgres):
     assert [start.returncode for start in starts] == [0, 0, 0], results
     engine = open_engine(url)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [schema.head()]
+        versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    assert versions == [schema.head()]
     assert "application" in sa.inspect(engine).get_table_names()
     engine.dispose()
 
@@ -205,7 +207,7 @@ def test_a_sqlite_path_named_by_a_test_is_a_postgresql_database_of_its_own(tmp_p
     first, again, other = (make_engine(f"sqlite:///{tmp_path / name}") for name in ("a.db", "a.db", "b.db"))
     assert {first.dialect.name, other.dialect.name} == {"postgresql"}
     assert first.url.database == again.url.database != other.url.database
-    code = (f"from mailbot.db import make_engine; print(make_engine('sqlite:///{tmp_path / 'a.db'}').url.database)")
+    code = f"from mailbot.db import make_engine; print(make_engine('sqlite:///{tmp_path / 'a.db'}').url.database)"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert child.stdout.strip() == first.url.database, child.stderr
     assert not (tmp_path / "a.db").exists()
