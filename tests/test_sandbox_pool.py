@@ -101,6 +101,28 @@ def test_a_timeout_kills_the_worker_and_the_next_pdf_gets_a_fresh_one(monkeypatc
         pool.close()
 
 
+def test_a_worker_that_dies_mid_read_is_broken_at_once_not_a_timeout(monkeypatch, tmp_path):
+    """GIVEN two slots forking workers at once WHEN a fresh worker dies in the middle of a PDF (a native
+    abort) THEN that PDF is "broken" at once, as with a one-shot child; the next PDF reads."""
+    pid_file = tmp_path / "hung.pid"
+    monkeypatch.setattr(sandbox, "read_form", _hang_on_marker(pid_file))
+    pool = ReaderPool(Limits(seconds=20.0), size=2)
+    try:
+        (hang,) = pool.read_ahead([b"%PDF-1.7 hang"])
+        pool.read_ahead([hostile.form()])  # the other slot forks its worker meanwhile
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        with pytest.raises(PdfError, match="broken"):
+            hang.result(timeout=15)
+        assert time.monotonic() - started < 5.0
+        assert pool(hostile.form()).form == "application"
+    finally:
+        pool.close()
+
+
 MEMORY_PROBE = """
 import os
 import signal

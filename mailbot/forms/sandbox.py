@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -83,6 +84,9 @@ def refuse_too_large(data: bytes, limits: Limits) -> None:
         raise PdfError("too_large", TOO_LARGE.format(mb=limits.max_bytes // (1024 * 1024)))
 
 
+_FORKING = threading.Lock()
+
+
 class WorkerGone(Exception):
     """The worker was dead before it got the PDF (killed while idle): read it in another one."""
 
@@ -97,10 +101,14 @@ class Worker:
         context = multiprocessing.get_context("fork")
         self.limits = limits
         self.reads = 0
-        self._conn, child_end = context.Pipe(duplex=True)
-        self._process = context.Process(target=_serve, args=(child_end, limits), daemon=True)
-        self._process.start()
-        child_end.close()
+        # One fork at a time: a worker forked by another thread while this child's end of the
+        # pipe is still open here would keep a copy of it, and this child's death would then
+        # show as a timeout (no EOF) instead of "broken".
+        with _FORKING:
+            self._conn, child_end = context.Pipe(duplex=True)
+            self._process = context.Process(target=_serve, args=(child_end, limits), daemon=True)
+            self._process.start()
+            child_end.close()
         self._gone = False
 
     @property
