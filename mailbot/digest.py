@@ -38,7 +38,7 @@ from sqlmodel import Session, select
 
 from mailbot import outbox, staff
 from mailbot.admission import as_utc
-from mailbot.db import transaction
+from mailbot.db import serialise, transaction
 from mailbot.digest_facts import Digest, Period, gather
 from mailbot.models import Application, OutboxMessage, RawMessage
 from mailbot.render import RenderedMail
@@ -101,6 +101,7 @@ def send_if_due(services, now: datetime | None = None) -> int | None:
     """
     now = as_utc(now or datetime.now(UTC))
     with transaction(services.engine) as session:
+        serialise(session, "digest")  # PostgreSQL: two daemons at the same moment send one digest
         start = period_start(session)
         if start is None:
             session.add(DigestRun(period_start=now, period_end=now, outcome="baseline"))

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from mailbot import letters, workflow
+from mailbot import db, letters, workflow
 from mailbot.admission import normalise_company_name
 from mailbot.errors import WorkflowError
 from mailbot.models import Application, OutboxMessage
@@ -156,6 +156,8 @@ def log_session(session: Session, services, app: Application, *, held_on: date, 
                 by: str, note: str | None = None, today: date | None = None) -> Logged:
     """Record one session after every check; the first one moves interview_scheduled -> in_service."""
     check_session(services, app, held_on=held_on, kind=kind, hours=hours, today=today or tokyo_today())
+    # PostgreSQL: a second staff member logging for this company waits here, then sees this session.
+    db.serialise(session, f"hours:{app.id}")
     before = summary(session, services, app)
     _refuse_overrun(app, hours, before)
     row = HoursSession(application_id=app.id, held_on=held_on, kind=kind, hours=float(hours),

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine
 from sqlmodel import Session, select
 
 from mailbot import PROJECT_ROOT, samples
 from mailbot.config import ImapSettings
+from mailbot.db import open_engine
 from mailbot.forms.fill import corporate_number, render_application, sample_values
 from mailbot.models import Application, OutboxMessage, RawMessage
 from mailbot.sink import SmtpSink
@@ -184,7 +184,7 @@ def run_daemon(tmp_path):
 
 
 def database(tmp_path: Path):
-    return create_engine(f"sqlite:///{tmp_path / 'mailbot.db'}")
+    return open_engine(f"sqlite:///{tmp_path / 'mailbot.db'}")
 
 
 def receipts_by_sender(sink: SmtpSink) -> Counter:
