@@ -19,6 +19,7 @@ import pytest
 
 from mailbot import config
 from mailbot.errors import ConfigError, PdfError
+from mailbot.forms import pool as pool_module
 from mailbot.forms import sandbox
 from mailbot.forms.pool import ReaderPool
 from mailbot.forms.sandbox import Limits, Worker, read_form_safely
@@ -118,6 +119,23 @@ def test_a_worker_that_dies_mid_read_is_broken_at_once_not_a_timeout(monkeypatch
         with pytest.raises(PdfError, match="broken"):
             hang.result(timeout=15)
         assert time.monotonic() - started < 5.0
+        assert pool(hostile.form()).form == "application"
+    finally:
+        pool.close()
+
+
+def test_a_failed_fork_is_the_callers_error_and_the_slot_serves_on(monkeypatch):
+    """No process can be forked (EAGAIN): the PDF's caller gets the OSError (the pipeline quarantines
+    the mail, as when the one-shot fork failed), nobody waits for ever, the next PDF reads."""
+    def no_fork(limits):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    pool = ReaderPool(LIMITS, size=1)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(pool_module, "Worker", no_fork)
+            with pytest.raises(OSError):
+                pool(hostile.form())
         assert pool(hostile.form()).form == "application"
     finally:
         pool.close()

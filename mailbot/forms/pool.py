@@ -168,20 +168,37 @@ class _Slots:
 
     def _serve(self, generation: int) -> None:
         worker: Worker | None = None
+        future: Future | None = None
         try:
             while (job := self._next_job(generation)) is not None:
                 data, future = job
                 if future.set_running_or_notify_cancel():
                     with self.lock:
                         self.reads += 1
-                    outcome, worker = read_in_worker(worker, data, self.limits)
-                    _settle(future, outcome)
+                    worker = self._read(worker, data, future)
                 if worker is not None and worker.reads >= READS_PER_WORKER:
                     worker.close()
                     worker = None
+            future = None
         finally:
             if worker is not None:
                 worker.close()
+            if future is not None:  # a bug ended this slot: nobody may wait for ever, the slot is free
+                self._abandon(future)
+
+    def _read(self, worker: Worker | None, data: bytes, future: Future) -> Worker | None:
+        try:
+            outcome, worker = read_in_worker(worker, data, self.limits)
+        except OSError as exc:  # no fork or no pipe (out of processes or memory): as before the pool,
+            outcome, worker = exc, None  # the pipeline quarantines the mail with this error
+        _settle(future, outcome)
+        return worker
+
+    def _abandon(self, future: Future) -> None:
+        if not future.done():
+            future.set_exception(RuntimeError("the PDF reader's slot stopped on an error (see the log)"))
+        with self.lock:
+            self.running -= 1
 
     def _next_job(self, generation: int) -> tuple[bytes, Future] | None:
         """The next PDF; None to leave: stopped, or idle for IDLE_SECONDS with the queue empty."""
@@ -199,8 +216,8 @@ class _Slots:
             # else: a wake-up left over from an earlier stop, or work just came in
 
 
-def _settle(future: Future, outcome: FormReading | PdfError) -> None:
-    if isinstance(outcome, PdfError):
+def _settle(future: Future, outcome: FormReading | Exception) -> None:
+    if isinstance(outcome, Exception):
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
