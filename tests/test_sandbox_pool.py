@@ -267,3 +267,16 @@ def test_a_worker_does_not_run_the_daemons_signal_handlers():
         worker.close()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_pool_nobody_holds_any_more_stops_its_workers():
+    """Services rebuilt (a test, a reload of the whole thing): the old pool's readers do not linger."""
+    before = children()
+    pool = ReaderPool(LIMITS, size=2)
+    pool.read_ahead([hostile.form()] * 3)
+    assert pool(hostile.form()).form == "application" and children() - before
+    del pool
+    deadline = time.monotonic() + 10
+    while children() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not children() - before
