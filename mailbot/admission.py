@@ -155,14 +155,16 @@ def find_duplicate(
     """
     if not country:
         return None
+    # Three columns, not whole rows: every active application of the region is compared, and
+    # loading each one (its fields JSON decoded) made an opening-day burst quadratic in time.
     query = (
-        select(Application)
+        select(Application.id, Application.corporate_number, Application.company_name)
         .where(Application.country == country, Application.state.in_(states))
         .order_by(Application.id)
     )
-    for row in session.exec(query):
-        if row.id != exclude_id and _same_company(row, corporate_number, company_name):
-            return row
+    for app_id, number, name in session.exec(query):
+        if app_id != exclude_id and _same_company(number, name, corporate_number, company_name):
+            return session.get(Application, app_id)
     return None
 
 
@@ -189,13 +191,14 @@ def _digits(number: str | None) -> str:
     return re.sub(r"\D", "", unicodedata.normalize("NFKC", number or ""))
 
 
-def _same_company(row: Application, corporate_number: str | None, company_name: str | None) -> bool:
-    ours, theirs = _digits(corporate_number), _digits(row.corporate_number)
+def _same_company(their_number: str | None, their_name: str | None,
+                  corporate_number: str | None, company_name: str | None) -> bool:
+    ours, theirs = _digits(corporate_number), _digits(their_number)
     if ours and theirs:
         return ours == theirs
-    if not company_name or not row.company_name:
+    if not company_name or not their_name:
         return False
-    return normalise_company_name(company_name) == normalise_company_name(row.company_name)
+    return normalise_company_name(company_name) == normalise_company_name(their_name)
 
 
 def _count(session: Session, states) -> int:

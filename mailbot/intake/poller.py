@@ -153,7 +153,7 @@ def _same_mail_elsewhere(session: Session, folder: str, mail: FetchedMail, diges
 
 def header_message_id(raw: bytes) -> str | None:
     """The Message-ID as mime.py records it (the first <...>), read from the header block only."""
-    value = BytesHeaderParser(policy=compat32).parsebytes(raw).get("message-id")
+    value = BytesHeaderParser(policy=compat32).parsebytes(header_block(raw)).get("message-id")
     if value is None:
         return None
     text_value = str(value).strip()
@@ -161,6 +161,13 @@ def header_message_id(raw: bytes) -> str | None:
     if 0 <= start < end and " " not in text_value[start:end]:
         return text_value[start:end + 1]
     return text_value or None
+
+
+def header_block(raw: bytes) -> bytes:
+    """The bytes up to the first blank line: a 50 MB body is not copied to read one header
+    (the header parser keeps the whole payload as text, ~10 times its size)."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return raw[:min(ends) + 2] if ends else raw
 
 
 def body_digest(raw: bytes) -> str:

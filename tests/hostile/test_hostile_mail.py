@@ -167,8 +167,6 @@ def test_a_50_mb_attachment_is_answered_with_the_size_limit(services, hostile_cy
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="poller.header_message_id parses the whole 68 MB mail with the "
-                                       "standard parser to read one header: ~670 MB at its peak")
 def test_a_50_mb_attachment_keeps_the_service_under_its_memory_goal(hostile_cycle, big_mail):
     """GIVEN an application mail with a 50 MB PDF
     WHEN one cycle runs
