@@ -156,6 +156,12 @@ class Worker:
         self._process.join()
 
 
+def _address_space() -> int:
+    """This process's virtual size now (bytes): what the fork inherited, libraries and all."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
+
+
 def _serve(conn: Connection, limits: Limits) -> None:
     """The child: under RLIMIT_AS, answer each PDF with ("ok", FormReading) or an error, until EOF."""
     # The daemon's signal handlers came along with the fork and must not run here: SIGTERM
@@ -163,7 +169,10 @@ def _serve(conn: Connection, limits: Limits) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    limit = limits.memory_mb * 1024 * 1024
+    # RLIMIT_AS counts the address space the fork inherited (libraries, the daemon's own
+    # heap: 0.7 GB at start, more as it lives): each reader gets pdf_memory_mb on top of that,
+    # so a PDF's allowance does not shrink as the daemon grows.
+    limit = _address_space() + limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     parent = os.getppid()
     while True:

@@ -235,10 +235,6 @@ def grown_daemon():
     region.close()
 
 
-@pytest.mark.xfail(strict=True, reason="forms/sandbox.py sets RLIMIT_AS to pdf_memory_mb in a forked child, "
-                                       "which counts the address space it inherits (0.7 GB at start, more as "
-                                       "the daemon lives): a PDF gets what is left, and nothing once the "
-                                       "daemon has grown past pdf_memory_mb")
 def test_a_pdf_reader_gets_its_memory_whatever_the_daemon_has_grown_to(grown_daemon, hostile_cycle):
     """GIVEN a daemon whose address space grew by 1 GiB (untouched), a flate bomb, then an ordinary application
     WHEN one cycle runs
