@@ -287,6 +287,9 @@ class Daemon:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self._drop_connection()
+        close_readers = getattr(self.services.read_form, "close", None)
+        if close_readers is not None:  # the warm PDF readers (mailbot.forms.pool): end them now
+            close_readers(timeout=5)
         log.info("stopped after %d cycle(s)%s", self.gate.cycles,
                  f"; the last: {self.last.summary()}" if self.last else "")
 
