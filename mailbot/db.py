@@ -17,6 +17,8 @@ held until the transaction ends; nothing on SQLite, which is serialised already)
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,7 +73,7 @@ def _tune_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
@@ -79,6 +81,30 @@ def _tune_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: How long a first start waits for another process's switch of a new database to WAL.
+WAL_SWITCH_SECONDS = 30
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """PRAGMA journal_mode=WAL, retried while another process switches the same new file.
+
+    On a database that is not WAL yet, the switch answers "database is locked"
+    at once when another connection is switching or writing it: SQLite does not
+    wait busy_timeout for it. Two first starts at once (the daemon and a staff
+    command) failed that way one time in five; once the file is WAL, the
+    pragma reads the mode and never locks.
+    """
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _tune_postgresql(engine: Engine) -> None:
