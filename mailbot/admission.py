@@ -11,17 +11,16 @@ place, and a reception number is never given twice.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, select
 
 from mailbot import db, workflow
+from mailbot.companies import company_key, corporate_digits
 from mailbot.config import ProgramSettings
 from mailbot.errors import WorkflowError
 from mailbot.models import Application, Counter
@@ -151,21 +150,33 @@ def find_duplicate(
     """The same company's application for the same region in ``states``, if there is one.
 
     Same company: the same corporate number when both have one; otherwise the
-    same company name after normalising (NFKC, spaces, ㈱ = 株式会社).
+    same company name after normalising (companies.company_key: NFKC, spaces,
+    ㈱ = 株式会社). One lookup on the indexed keys: an opening-day burst
+    compared each new application with every earlier one (quadratic).
     """
-    if not country:
+    same = _same_company(corporate_digits(corporate_number), company_key(company_name))
+    if not country or same is None:
         return None
-    # Three columns, not whole rows: every active application of the region is compared, and
-    # loading each one (its fields JSON decoded) made an opening-day burst quadratic in time.
     query = (
-        select(Application.id, Application.corporate_number, Application.company_name)
-        .where(Application.country == country, Application.state.in_(states))
+        select(Application)
+        .where(Application.country == country, Application.state.in_(states), same)
         .order_by(Application.id)
     )
-    for app_id, number, name in session.exec(query):
-        if app_id != exclude_id and _same_company(number, name, corporate_number, company_name):
-            return session.get(Application, app_id)
-    return None
+    if exclude_id is not None:
+        query = query.where(Application.id != exclude_id)
+    return session.exec(query).first()
+
+
+def _same_company(digits: str | None, key: str | None):
+    """The condition "this row is the same company" on the stored keys; None if nothing to match by."""
+    by_name = Application.company_key == key
+    if digits is None:
+        return by_name if key else None
+    if key is None:
+        return Application.corporate_digits == digits
+    # A row without a corporate number is compared by name (the number was left blank there).
+    return or_(Application.corporate_digits == digits,
+               and_(Application.corporate_digits.is_(None), by_name))
 
 
 def cap_status(session: Session, program: ProgramSettings) -> dict[str, int]:
@@ -178,27 +189,6 @@ def cap_status(session: Session, program: ProgramSettings) -> dict[str, int]:
         "waitlisted": _count(session, {"waitlisted"}),
         "taken": taken, "remaining": max(0, program.cap - taken),
     }
-
-
-def normalise_company_name(name: str) -> str:
-    """NFKC, no spaces, case-folded, (株)/(有) spelt out: "㈱ サンプル" == "株式会社サンプル"."""
-    text = unicodedata.normalize("NFKC", name)
-    text = text.replace("(株)", "株式会社").replace("(有)", "有限会社")
-    return re.sub(r"\s+", "", text).casefold()
-
-
-def _digits(number: str | None) -> str:
-    return re.sub(r"\D", "", unicodedata.normalize("NFKC", number or ""))
-
-
-def _same_company(their_number: str | None, their_name: str | None,
-                  corporate_number: str | None, company_name: str | None) -> bool:
-    ours, theirs = _digits(corporate_number), _digits(their_number)
-    if ours and theirs:
-        return ours == theirs
-    if not company_name or not their_name:
-        return False
-    return normalise_company_name(company_name) == normalise_company_name(their_name)
 
 
 def _count(session: Session, states) -> int:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, select
 
 from mailbot import admission, bounces, language, outbox, replies, staff
+from mailbot.companies import company_key, corporate_digits
 from mailbot.errors import WorkflowError
 from mailbot.models import utcnow
 from mailbot.outbox import OutgoingFile
@@ -75,19 +76,6 @@ def receive(handling: Handling, verdict) -> None:
 def program_year(opens: date) -> int:
     """The fiscal year (年度: April to March) the program opens in: 2024-05-27 -> 2024."""
     return opens.year if opens.month >= 4 else opens.year - 1
-
-
-def company_key(name: str | None) -> str | None:
-    """The company name as compared: "㈱ ｻﾝﾌﾟﾙ精機" -> "株式会社サンプル精機"."""
-    if not name or not name.strip():
-        return None
-    return admission.normalise_company_name(name)
-
-
-def corporate_digits(number: str | None) -> str | None:
-    """A corporate number's digits only (full-width and hyphens allowed), or None."""
-    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", number or ""))
-    return digits or None
 
 
 def find_used(session: Session, year: int, *, corporate_number: str | None,

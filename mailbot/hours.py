@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from mailbot import db, letters, workflow
-from mailbot.admission import normalise_company_name
+from mailbot.companies import normalise_company_name
 from mailbot.errors import WorkflowError
 from mailbot.models import Application, OutboxMessage
 from mailbot.tables.hours import HoursSession

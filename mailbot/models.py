@@ -12,9 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, LargeBinary, UniqueConstraint, event
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from mailbot.companies import company_key, corporate_digits
 
 
 def utcnow() -> datetime:
@@ -114,6 +116,17 @@ class Application(SQLModel, table=True):
     position: int | None = None
     created_at: datetime = _when(default_now=True)
     updated_at: datetime = _when(default_now=True)
+    #: company_name and corporate_number as compared (mailbot.companies), kept by _company_keys below.
+    company_key: str | None = Field(default=None, index=True)
+    corporate_digits: str | None = Field(default=None, index=True)
+
+
+@event.listens_for(Application, "before_insert")
+@event.listens_for(Application, "before_update")
+def _company_keys(_mapper, _connection, app: Application) -> None:
+    """Every write of an application refreshes its company keys: no caller can forget them."""
+    app.company_key = company_key(app.company_name)
+    app.corporate_digits = corporate_digits(app.corporate_number)
 
 
 class Transition(SQLModel, table=True):
@@ -126,7 +139,7 @@ class Transition(SQLModel, table=True):
     actor: str  # "service" or a staff member's name
     reason: str
     at: datetime = _when(default_now=True)
-    raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
+    raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id", index=True)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -146,12 +159,13 @@ class OutboxMessage(SQLModel, table=True):
     references: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     automatic: bool = True  # a reply to an applicant's mail: carries the RFC 3834 headers
     application_id: int | None = Field(default=None, foreign_key="application.id", index=True)
-    raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
+    # Indexed: each processed message's log line reads back the mails it queued.
+    raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id", index=True)
     status: str = Field(default="pending", index=True)
     attempts: int = 0
     next_attempt_at: datetime = _when(default_now=True)
     last_error: str | None = None
-    created_at: datetime = _when(default_now=True)
+    created_at: datetime = _when(default_now=True, index=True)  # the loop guard counts a window of replies
     sent_at: datetime | None = _when()
 
 

@@ -160,6 +160,27 @@ def test_find_duplicate_same_company_same_region(engine):
                               country="CN") is None
         assert find_duplicate(session, corporate_number="7000012050002", company_name="x",
                               country="VN", exclude_id=by_number.id) is None
+        # The stored one left its corporate number blank: a form with a number matches it by name.
+        assert find_duplicate(session, corporate_number="1180301018771", company_name="(株)テスト工業",
+                              country="TH").id == by_name.id
+        assert find_duplicate(session, corporate_number=None, company_name="   ", country="TH") is None
+
+
+def test_the_company_keys_follow_every_change_of_name_and_number(engine):
+    """GIVEN an application whose company name and corporate number a corrected form changed
+    WHEN it is written
+    THEN the stored keys are the new ones: the old name no longer finds it, the new one does."""
+    with transaction(engine) as session:
+        app = received(session, "旧社名株式会社", number="7000012050002")
+        admit(session, app, arrived_at=T0, uid=1, program=program())
+    with transaction(engine) as session:
+        app = session.get(type(app), app.id)
+        app.company_name, app.corporate_number = "㈱ 新社名", None
+    with transaction(engine) as session:
+        assert (app.company_key, app.corporate_digits) == ("株式会社新社名", None)
+        assert find_duplicate(session, corporate_number=None, company_name="旧社名株式会社", country="VN") is None
+        assert find_duplicate(session, corporate_number=None, company_name="株式会社新社名",
+                              country="VN").id == app.id
 
 
 def _slow_count(monkeypatch):

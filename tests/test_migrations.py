@@ -26,7 +26,8 @@ from mailbot import schema
 from mailbot.cli import app as cli
 from mailbot.db import make_engine, open_engine
 from mailbot.errors import SchemaError
-from mailbot.models import OutboxAttachment, OutboxMessage
+from mailbot.admission import find_duplicate
+from mailbot.models import Application, OutboxAttachment, OutboxMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = schema.SCRIPT_LOCATION
@@ -304,6 +305,28 @@ def test_a_database_upgraded_by_a_newer_mailbot_is_refused(tmp_path, newer_scrip
     with pytest.raises(SchemaError, match="a database is never downgraded"):
         schema.upgrade(url)
     assert schema.current(open_engine(url)) == "9002"
+
+
+def test_upgrading_to_0004_gives_stored_applications_their_company_keys(tmp_path):
+    """GIVEN a database at 0003 holding a queued application (㈱, a full-width corporate number)
+    WHEN it is upgraded to the head
+    THEN the application has its company keys, and a new form from the same company finds it."""
+    url = sqlite_url(tmp_path)
+    schema.upgrade(url, to="0003")
+    engine = open_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO application (reception_number, state, company_name, corporate_number, country, sender, "
+            "fields, problems, created_at, updated_at) VALUES ('TS-2026-0001', 'queued', '㈱ テスト工業', "
+            "'７０００－０１２０５０００２', 'VN', 'a@example.co.jp', '{}', '[]', '2026-11-01', '2026-11-01')")
+    engine.dispose()
+    schema.upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        stored = session.exec(select(Application)).one()
+        assert (stored.company_key, stored.corporate_digits) == ("株式会社テスト工業", "7000012050002")
+        assert find_duplicate(session, corporate_number=None, company_name="株式会社 テスト工業",
+                              country="VN").id == stored.id
 
 
 # --- first starts -----------------------------------------------------------------------------------
