@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -162,12 +163,20 @@ class Daemon:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def wait_for_log(self, text: str, timeout: float = START_SECONDS) -> None:
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Until ``condition()`` holds, this daemon running all along."""
         deadline = time.monotonic() + timeout
-        while text not in self.log:
+        while not condition():
             assert self.alive(), f"daemon exited ({self.process.returncode}):\n{self.log[-5000:]}"
-            assert time.monotonic() < deadline, f"{text!r} not logged within {timeout}s:\n{self.log[-5000:]}"
+            assert time.monotonic() < deadline, f"{what}: not within {timeout}s:\n{self.log[-5000:]}"
             time.sleep(0.05)
+
+    def wait_for_log(self, text: str, timeout: float = START_SECONDS) -> None:
+        self.wait_for(lambda: text in self.log, timeout, what=f"{text!r} in the log")
+
+    def wait_for_log_count(self, text: str, count: int, timeout: float = 60) -> None:
+        """Until ``text`` has been logged ``count`` times (a cycle line: that many cycles)."""
+        self.wait_for(lambda: self.log.count(text) >= count, timeout, what=f"{count} x {text!r} in the log")
 
     def kill9(self) -> set[tuple[int, int]]:
         """SIGKILL, as the kernel's OOM killer or a pulled plug would; the processes it had
