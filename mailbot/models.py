@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, LargeBinary, UniqueConstraint, event
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, UniqueConstraint, event
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -165,8 +165,35 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = _when(default_now=True)
     last_error: str | None = None
-    created_at: datetime = _when(default_now=True, index=True)  # the loop guard counts a window of replies
+    created_at: datetime = _when(default_now=True)
     sent_at: datetime | None = _when()
+
+
+class ReplyRecipient(SQLModel, table=True):
+    """One recipient of one automatic mail, lower-cased: what the loop guard counts.
+
+    "How many automatic mails went to this address in the last three hours" is
+    one indexed lookup here; on the outbox it was a text search of every
+    reply of the window (an opening-day burst: each new reply searched all
+    the earlier ones). Written by _record_recipients whenever an outbox row is.
+    """
+
+    __tablename__ = "reply_recipient"
+    __table_args__ = (Index("ix_reply_recipient_address_created_at", "address", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    address: str
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+@event.listens_for(OutboxMessage, "after_insert")
+def _record_recipients(_mapper, connection, row: OutboxMessage) -> None:
+    """Each automatic mail's recipients, in the same transaction as the mail itself."""
+    if row.automatic:
+        connection.execute(ReplyRecipient.__table__.insert(), [
+            {"outbox_id": row.id, "address": address.lower(), "created_at": row.created_at}
+            for address in row.to_addrs])
 
 
 class OutboxAttachment(SQLModel, table=True):

@@ -13,11 +13,11 @@ from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, cast, func, or_
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from mailbot import bounces, language, outbox
-from mailbot.models import Application, OutboxMessage, utcnow
+from mailbot.models import Application, ReplyRecipient, utcnow
 from mailbot.render import plain_address
 
 if TYPE_CHECKING:
@@ -77,28 +77,22 @@ def within_reply_cap(handling: Handling, addresses: list[str]) -> list[str]:
     recorded and shown to staff, it just gets no further automatic reply.
     """
     service = handling.services.settings.service
-    counts = _recent_replies(handling, addresses, service.reply_window_minutes)
+    counts = recent_replies(handling.session, addresses, service.reply_window_minutes)
     on_hold = bounces.held(handling.session, addresses)  # our mail bounced there before
     return [a for a in addresses
             if counts[a.lower()] < service.max_replies_per_recipient and a.lower() not in on_hold]
 
 
-def _recent_replies(handling: Handling, addresses: list[str], minutes: int) -> Counter:
-    """Automatic replies per address (lower-cased) in the last ``minutes``.
-
-    The database narrows the rows to those whose recipients mention one of
-    the addresses (to_addrs is JSON text), so an opening-day burst does not
-    load every reply of the window for every new reply; the exact count is
-    then taken here.
-    """
+def recent_replies(session: Session, addresses: list[str], minutes: int) -> Counter:
+    """Automatic mails per address (lower-cased) in the last ``minutes`` (models.ReplyRecipient)."""
     if not addresses:
         return Counter()
     since = utcnow() - timedelta(minutes=minutes)
-    recipients_text = func.lower(cast(OutboxMessage.to_addrs, String))
-    mentions = or_(*(recipients_text.contains(a.lower(), autoescape=True) for a in addresses))
-    rows = handling.session.exec(select(OutboxMessage.to_addrs).where(
-        OutboxMessage.automatic == True, OutboxMessage.created_at >= since, mentions)).all()  # noqa: E712
-    return Counter(address.lower() for row in rows for address in row)
+    rows = session.exec(
+        select(ReplyRecipient.address, func.count()).where(
+            ReplyRecipient.address.in_({a.lower() for a in addresses}), ReplyRecipient.created_at >= since)
+        .group_by(ReplyRecipient.address)).all()
+    return Counter(dict(rows))
 
 
 def no_pdf_reason(names: str) -> str:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from mailbot.cli import app as cli
 from mailbot.db import make_engine, open_engine
 from mailbot.errors import SchemaError
 from mailbot.admission import find_duplicate
-from mailbot.models import Application, OutboxAttachment, OutboxMessage
+from mailbot.models import Application, OutboxAttachment, OutboxMessage, ReplyRecipient
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = schema.SCRIPT_LOCATION
@@ -109,15 +110,20 @@ def mailbot(config: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def store_a_reply(engine: sa.Engine) -> None:
-    """An outbox mail with an attachment: rows in a table the revisions re-create, and one pointing at it."""
-    with Session(engine) as session:
-        mail = OutboxMessage(kind="receipt", to_addrs=["tanaka@example.co.jp"], subject="受付のお知らせ",
-                             body="受付番号 TS-2026-0001", message_id="<r1@mailbot.example.jp>")
-        session.add(mail)
-        session.flush()
-        session.add(OutboxAttachment(outbox_id=mail.id, filename="申請書.pdf", content_type="application/pdf",
-                                     data=b"%PDF-1.7"))
-        session.commit()
+    """An outbox mail with an attachment: rows in a table the revisions re-create, and one pointing at it.
+
+    Written with plain INSERTs of the columns every revision has: the models'
+    own writes (models.ReplyRecipient's) need the tables of the head.
+    """
+    now = datetime(2026, 11, 27, 6, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        mail_id = conn.execute(OutboxMessage.__table__.insert().values(
+            kind="receipt", to_addrs=["Tanaka@example.co.jp"], subject="受付のお知らせ",
+            body="受付番号 TS-2026-0001", message_id="<r1@mailbot.example.jp>", automatic=True,
+            status="pending", attempts=0, next_attempt_at=now, created_at=now, references=[],
+        )).inserted_primary_key[0]
+        conn.execute(OutboxAttachment.__table__.insert().values(
+            outbox_id=mail_id, filename="申請書.pdf", content_type="application/pdf", data=b"%PDF-1.7"))
 
 
 def reply_kept(engine: sa.Engine) -> bool:
@@ -272,6 +278,8 @@ def test_a_database_made_before_migrations_is_refused_then_adopted_by_db_upgrade
     engine = make_engine(url)
     assert schema.current(engine) == schema.head()
     assert reply_kept(engine)
+    with Session(engine) as session:  # 0004 counted the stored reply for the loop guard
+        assert [r.address for r in session.exec(select(ReplyRecipient))] == ["tanaka@example.co.jp"]
 
 
 def test_db_upgrade_refuses_pre_migration_tables_that_are_not_the_baseline(tmp_path):
