@@ -10,6 +10,10 @@ the daemon runs and costs nothing to call every minute:
   BACKLOG_MINUTES (the SMTP server refuses or is away);
 - quarantine: how many mails wait for staff (reported, not a failure: the
   service did its job by keeping them).
+
+With several programs (config ``[[programs]]``) every program is checked,
+each line starting with "program <id>: "; one unhealthy program makes the
+whole service unhealthy.
 """
 
 from __future__ import annotations
@@ -56,6 +60,17 @@ def check(services, now: datetime | None = None) -> Checkup:
     except SQLAlchemyError as exc:
         report.problems.append(f"database unreachable: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     return report
+
+
+def combine(reports: dict[str, Checkup]) -> Checkup:
+    """Every program's findings in one report; with several, each line names its program."""
+    if len(reports) == 1:
+        return next(iter(reports.values()))
+    combined = Checkup()
+    for program_id, report in reports.items():
+        combined.problems += [f"program {program_id}: {line}" for line in report.problems]
+        combined.facts += [f"program {program_id}: {line}" for line in report.facts]
+    return combined
 
 
 def _last_poll(session: Session, services, now: datetime, report: Checkup) -> None:

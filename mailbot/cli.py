@@ -10,12 +10,22 @@
     mailbot [--config PATH] health                       exit 0/1 with the reasons
     mailbot [--config PATH] db upgrade | current         the database schema
     mailbot demo                              everything on 127.0.0.1, no outside server
+
+With several programs in the config ([[programs]]), every command takes
+``--program ID``; it is needed for a staff command (exit 2 naming the ids
+without it), while ``run``, ``health`` and ``db upgrade|current`` serve every
+program when none is named.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+import inspect as introspect
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -39,15 +49,68 @@ def main(
     logs.configure("text", verbose)
 
 
+def load_programs() -> dict[str, config_module.Settings]:
+    """The programs from --config (only the one --program names, if given); a bad config exits 1,
+    an unknown --program exits 2 naming the ids."""
+    try:
+        programs = config_module.load_programs(state["config"])
+        chosen = state.get("program")
+        return programs if chosen is None else {chosen: config_module.choose(programs, chosen)}
+    except config_module.ProgramChoiceError as exc:
+        typer.echo(f"mailbot: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        typer.echo(f"mailbot: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def load_settings() -> config_module.Settings:
+    """The one program a staff command works on: the only one, or --program's (exit 2 without it)."""
+    programs = load_programs()
+    if len(programs) > 1:
+        typer.echo(f"mailbot: the config has several programs ({', '.join(programs)}): "
+                   f"name one with --program ID", err=True)
+        raise typer.Exit(2)
+    return next(iter(programs.values()))
+
+
 def load_services():
-    """The services from --config; a bad config, rule, template or schema exits 1 with its message."""
+    """The services of the program a staff command works on (see load_settings); a bad config,
+    rule, template or schema exits 1 with its message."""
+    settings = load_settings()
+    configure_logs([settings])
+    return services_of(settings)
+
+
+def load_all_services() -> list:
+    """Every program's services (or --program's), sharing one PDF reader pool: what `run` serves."""
+    from mailbot.services import build_all
+
+    programs = load_programs()
+    configure_logs(list(programs.values()))
+    with _start_errors():
+        return build_all(programs)
+
+
+def services_of(settings: config_module.Settings):
+    """One program's services; a bad rule, template or schema exits 1 with its message."""
     from mailbot.services import build
 
-    try:
-        settings = config_module.load(state["config"])
-        logs.configure(settings.service.log_format, bool(state.get("verbose")),
-                       secrets=logs.secrets_of(settings))
+    with _start_errors():
         return build(settings)
+
+
+def configure_logs(programs: list[config_module.Settings]) -> None:
+    """The log as [service] log_format says (shared by every program), every program's secrets scrubbed."""
+    logs.configure(programs[0].service.log_format, bool(state.get("verbose")),
+                   secrets=[secret for settings in programs for secret in logs.secrets_of(settings)])
+
+
+@contextmanager
+def _start_errors() -> Iterator[None]:
+    """A bad rule, template or schema exits 1 with its message (naming the file)."""
+    try:
+        yield
     except (ConfigError, RulesError, TemplateError, SchemaError) as exc:
         # The schema module does not know which config file was used; the command line does.
         message = str(exc).replace("--config <path>", f"--config {state['config']}")
@@ -57,23 +120,33 @@ def load_services():
 
 @app.command()
 def run(once: bool = typer.Option(False, "--once", help="Poll, process, send, then exit.")) -> None:
-    """Watch the mailbox and answer applications (a daemon, or one cycle with --once)."""
-    from mailbot import daemon
+    """Watch the mailboxes and answer applications (a daemon, or one cycle with --once), for every
+    program of the config (or --program's)."""
+    from mailbot import daemon, programs
 
-    services = load_services()
+    every = load_all_services()
     if not once:
         try:
-            daemon.run_forever(services)
+            daemon.run_forever(every)
         except ConfigError as exc:  # e.g. the metrics port is taken
             typer.echo(f"mailbot: {exc}", err=True)
             raise typer.Exit(1) from None
         return
-    report = daemon.run_once(services)
-    if report.poll is None:
-        typer.echo("mailbot: the mailbox could not be polled (see the log)", err=True)
+    programs.label_log_lines()
+    unreachable = []
+    for services in every:
+        with programs.working_on(services.program_id):
+            report = daemon.run_once(services)
+        named = f"program={services.program_id} " if len(every) > 1 else ""
+        if report.poll is None:
+            unreachable.append(services.program_id)
+            continue
+        typer.echo(f"{named}stored={report.poll.stored} processed={report.poll.processed} "
+                   f"moved={report.poll.moved} sent={report.sent} retried={report.retried} failed={report.failed}")
+    if unreachable:
+        which = f" of {', '.join(unreachable)}" if len(every) > 1 else ""
+        typer.echo(f"mailbot: the mailbox{which} could not be polled (see the log)", err=True)
         raise typer.Exit(1)
-    typer.echo(f"stored={report.poll.stored} processed={report.poll.processed} "
-               f"moved={report.poll.moved} sent={report.sent} retried={report.retried} failed={report.failed}")
 
 
 @app.command()
@@ -193,7 +266,39 @@ def _add_area_commands() -> None:
         importlib.import_module(f"{commands.__name__}.{module.name}")
 
 
+#: Commands about no program's data: no --program.
+WITHOUT_PROGRAM = {"demo"}
+
+
+def _program_option_on_every_command() -> None:
+    """``--program ID`` on every command (db's too) but demo, without each one declaring it:
+    the option is stored in ``state`` before the command runs, and load_programs reads it."""
+    infos = [*app.registered_commands,
+             *(info for group in app.registered_groups for info in group.typer_instance.registered_commands)]
+    for info in infos:
+        name = info.name or info.callback.__name__
+        if name not in WITHOUT_PROGRAM:
+            info.callback = _with_program_option(info.callback)
+
+
+def _with_program_option(callback):
+    @functools.wraps(callback)
+    def command(*args, program: Optional[str] = None, **kwargs):
+        state["program"] = program
+        return callback(*args, **kwargs)
+
+    signature = introspect.signature(callback, eval_str=True)
+    option = introspect.Parameter(
+        "program", introspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+        default=typer.Option(None, "--program", metavar="ID",
+                             help="The program (its id in the config) when the config has several."))
+    command.__signature__ = signature.replace(parameters=[*signature.parameters.values(), option])
+    command.__annotations__ = {**callback.__annotations__, "program": Optional[str]}
+    return command
+
+
 _add_area_commands()
+_program_option_on_every_command()
 
 if __name__ == "__main__":
     # Run as `python -m mailbot.cli`, this file is __main__, a second copy of the module:

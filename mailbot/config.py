@@ -1,5 +1,10 @@
 """Settings: config.toml, then MAILBOT_<SECTION>__<KEY> environment overrides, validated.
 
+One file serves one program (the sections below), or several: a
+``[[programs]]`` list whose entries have an ``id`` and override sections over
+the shared ones written once at the top (:func:`load_programs`). Each program
+is then a whole ``Settings`` of its own, with its own database and mailbox.
+
 Secrets (passwords, the OAuth2 client secret and refresh token) are given in
 production as environment variables, e.g. ``MAILBOT_IMAP__PASSWORD``; the
 OAuth2 ones are refused in the file. Every error names the key and where it
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -28,10 +34,22 @@ from pydantic import (
     model_validator,
 )
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from mailbot import tomlfile
 from mailbot.errors import ConfigError
 
 ENV_PREFIX = "MAILBOT_"
+#: The id of the one program of a file without [[programs]] (logs, metrics labels).
+DEFAULT_PROGRAM = "default"
+#: A program id: lower-case letters and digits, single underscores between them, so that it
+#: reads back unchanged from MAILBOT_PROGRAMS__<ID>__<SECTION>__<KEY>.
+PROGRAM_ID = re.compile(r"[a-z0-9]+(_[a-z0-9]+)*")
+#: [service] keys every program shares: one daemon, one poll schedule, one PDF reader
+#: pool, one log and one metrics endpoint. A [[programs]] entry may not set them.
+SHARED_SERVICE_KEYS = ("poll_seconds", "max_attachment_mb", "pdf_timeout_seconds", "pdf_memory_mb",
+                       "pdf_max_pages", "pdf_workers", "log_format", "metrics_port")
 
 
 #: The [oauth2] keys that hold secrets: only the environment or the token file may give them.
@@ -272,6 +290,8 @@ class Settings(_Section):
     oauth2: OAuth2Settings = OAuth2Settings()
     #: The folder config.toml was read from: relative paths in it start here.
     base_dir: Path = Path(".")
+    #: The program's id: a [[programs]] entry's id, DEFAULT_PROGRAM in a one-program file.
+    program_id: str = DEFAULT_PROGRAM
 
     @model_validator(mode="before")
     @classmethod
@@ -320,21 +340,142 @@ def _anchored(section: dict[str, Any], base: Path, *keys: str) -> dict[str, Any]
     return section
 
 
-def load(path: str | Path, environ: dict[str, str] | None = None) -> Settings:
-    """Read, override from the environment, validate; raise ConfigError naming the key."""
+class ProgramChoiceError(ConfigError):
+    """The command line named no program where the file has several, or one it does not have."""
+
+
+def load(path: str | Path, environ: dict[str, str] | None = None, program: str | None = None) -> Settings:
+    """One program's settings: the file's only one, or ``program`` (its id) among several."""
+    return choose(load_programs(path, environ), program)
+
+
+def choose(programs: dict[str, Settings], program: str | None = None) -> Settings:
+    """``program``'s settings; without it, the only program (several: ProgramChoiceError naming them)."""
+    ids = ", ".join(programs)
+    if program is None:
+        if len(programs) == 1:
+            return next(iter(programs.values()))
+        raise ProgramChoiceError(f"the config has several programs ({ids}): name one with --program ID")
+    if program not in programs:
+        raise ProgramChoiceError(f"no program {program!r} in the config (programs: {ids})")
+    return programs[program]
+
+
+def load_programs(path: str | Path, environ: dict[str, str] | None = None) -> dict[str, Settings]:
+    """Every program of the file by id, in the file's order; ConfigError naming the program and key.
+
+    Without ``[[programs]]`` the file is one program, DEFAULT_PROGRAM. With it, each entry's
+    sections override the shared top-level ones key by key, then
+    MAILBOT_PROGRAMS__<ID>__<SECTION>__<KEY> overrides that program alone.
+    """
     path = Path(path)
+    environ = os.environ if environ is None else environ
     data = tomlfile.read(path, ConfigError, what="config file", hint=" (use --config PATH)")
+    base_dir = path.resolve().parent
     _refuse_secrets_in_file(data, path.name)
-    _apply_env(data, os.environ if environ is None else environ)
-    return validate(data, base_dir=path.resolve().parent, origin=path.name)
+    entries = _program_entries(data.pop("programs", None), path.name)
+    _apply_env(data, environ)
+    _refuse_program_env(environ, entries, path.name)
+    if not entries:
+        settings = validate(data, base_dir=base_dir, origin=path.name)
+        return {settings.program_id: settings}
+    programs = {}
+    for program_id, entry in entries.items():
+        origin = f"{path.name}: program {program_id}"
+        _refuse_secrets_in_file(entry, origin)
+        _apply_program_env(entry, program_id, environ)
+        _refuse_shared_keys(entry, origin)
+        programs[program_id] = validate(_merged(data, entry), base_dir=base_dir, origin=origin,
+                                        program_id=program_id)
+    _refuse_shared_resources(programs, path.name)
+    return programs
 
 
-def validate(data: dict[str, Any], *, base_dir: Path, origin: str = "config") -> Settings:
+def validate(data: dict[str, Any], *, base_dir: Path, origin: str = "config",
+             program_id: str = DEFAULT_PROGRAM) -> Settings:
     """Validate a settings dict (already merged with the environment)."""
     try:
-        return Settings.model_validate({**data, "base_dir": base_dir})
+        return Settings.model_validate({**data, "base_dir": base_dir, "program_id": program_id})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin)) from None
+
+
+def _program_entries(entries: Any, origin: str) -> dict[str, dict[str, Any]]:
+    """The [[programs]] tables by id (a copy without the id); {} when the file has none."""
+    if entries is None:
+        return {}
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{origin}: programs must be a list of [[programs]] tables, each with an id")
+    found: dict[str, dict[str, Any]] = {}
+    for number, entry in enumerate(entries):
+        entry = dict(entry)
+        program_id = entry.pop("id", None)
+        if not isinstance(program_id, str) or not PROGRAM_ID.fullmatch(program_id):
+            raise ConfigError(f"{origin}: [[programs]] number {number + 1}: id must be lower-case letters "
+                              f"and digits, words joined by single underscores, e.g. \"ts_2026\" "
+                              f"(got {program_id!r})")
+        if program_id in found:
+            raise ConfigError(f"{origin}: two [[programs]] have the id {program_id!r}")
+        found[program_id] = entry
+    return found
+
+
+def _merged(shared: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """The shared sections with the program's keys over them (a key, not a whole section, is replaced)."""
+    merged = {name: dict(value) if isinstance(value, dict) else value for name, value in shared.items()}
+    for name, value in entry.items():
+        if isinstance(value, dict) and isinstance(merged.get(name), dict):
+            merged[name] = {**merged[name], **value}
+        else:
+            merged[name] = value
+    return merged
+
+
+def _refuse_shared_keys(entry: dict[str, Any], origin: str) -> None:
+    """The [service] keys of the daemon as a whole cannot differ per program."""
+    service = entry.get("service")
+    for key in SHARED_SERVICE_KEYS if isinstance(service, dict) else ():
+        if key in service:
+            raise ConfigError(f"{origin}: [service] {key} is shared by every program (one daemon): "
+                              f"set it in the top-level [service], not in [[programs]]")
+
+
+def _refuse_shared_resources(programs: dict[str, Settings], origin: str) -> None:
+    """Two programs on one database, mailbox, sender, reception prefix or token file would mix
+    their applications, replies or numbers: refused, naming both programs."""
+    seen: dict[tuple[str, str], str] = {}
+    for program_id, settings in programs.items():
+        for what, value in _own_resources(settings):
+            first = seen.setdefault((what, value), program_id)
+            if first != program_id:
+                raise ConfigError(f"{origin}: programs {first} and {program_id} have the same {what} "
+                                  f"({value}): each program needs its own")
+
+
+def _shown_url(settings: Settings) -> str:
+    """The database URL to compare and show: its password hidden (it may come from the environment)."""
+    try:
+        return make_url(settings.database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise ConfigError(f"program {settings.program_id}: [database] url: not a database URL "
+                          f"(got {settings.database.url!r})") from None
+
+
+def _own_resources(settings: Settings) -> list[tuple[str, str]]:
+    """What must belong to one program only, each as (what, a comparable value to show)."""
+    imap, oauth2 = settings.imap, settings.oauth2
+    owned = [
+        ("[database] url", _shown_url(settings)),
+        ("mailbox", f"{imap.username.lower()} on {imap.host.lower()}:{imap.port}, folder {imap.folder}"),
+        # Applicants answer the From address: a shared one would bring one program's threads
+        # into the other's mailbox.
+        ("[smtp] from_address", settings.smtp.from_address.lower()),
+        ("[program] reception_prefix", settings.program.reception_prefix),
+    ]
+    uses_oauth2 = "oauth2" in (imap.auth, settings.smtp.auth)
+    if uses_oauth2 and oauth2.flow == "refresh_token":  # each mailbox's grant rotates in its own file
+        owned.append(("[oauth2] token_file", str(Path(oauth2.token_file).resolve())))
+    return owned
 
 
 def _refuse_secrets_in_file(data: dict[str, Any], origin: str) -> None:
@@ -347,17 +488,45 @@ def _refuse_secrets_in_file(data: dict[str, Any], origin: str) -> None:
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
-    """MAILBOT_IMAP__PASSWORD=x sets [imap] password; unknown sections/keys are errors."""
+    """MAILBOT_IMAP__PASSWORD=x sets [imap] password; unknown sections/keys are errors.
+    MAILBOT_PROGRAMS__<ID>__... are a program's own (:func:`_apply_program_env`)."""
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(ENV_PREFIX) or "__" not in name or name.startswith(PROGRAMS_ENV_PREFIX):
             continue
-        section, _, key = name.removeprefix(ENV_PREFIX).lower().partition("__")
-        model = Settings.model_fields.get(section)
-        if model is None or section == "base_dir":
-            raise ConfigError(f"environment {name}: unknown section [{section}]")
-        if key not in model.annotation.model_fields:
-            raise ConfigError(f"environment {name}: unknown key [{section}] {key}")
-        data.setdefault(section, {})[key] = value
+        _set_from_env(data, name, name.removeprefix(ENV_PREFIX), value)
+
+
+PROGRAMS_ENV_PREFIX = ENV_PREFIX + "PROGRAMS__"
+
+
+def _apply_program_env(entry: dict[str, Any], program_id: str, environ: dict[str, str]) -> None:
+    """MAILBOT_PROGRAMS__TS__IMAP__PASSWORD=x sets [imap] password of program ts only."""
+    prefix = f"{PROGRAMS_ENV_PREFIX}{program_id.upper()}__"
+    for name, value in environ.items():
+        if name.startswith(prefix):
+            _set_from_env(entry, name, name.removeprefix(prefix), value)
+
+
+def _refuse_program_env(environ: dict[str, str], entries: dict[str, Any], origin: str) -> None:
+    """A MAILBOT_PROGRAMS__<ID>__... naming no program of the file is a typo, not a no-op."""
+    for name in environ:
+        if not name.startswith(PROGRAMS_ENV_PREFIX):
+            continue
+        program_id = name.removeprefix(PROGRAMS_ENV_PREFIX).partition("__")[0].lower()
+        if program_id not in entries:
+            known = ", ".join(entries) if entries else "none: it has no [[programs]]"
+            raise ConfigError(f"environment {name}: no program {program_id!r} in {origin} (programs: {known})")
+
+
+def _set_from_env(data: dict[str, Any], name: str, section_key: str, value: str) -> None:
+    """``section_key`` is "IMAP__PASSWORD": set data["imap"]["password"], or say what is unknown."""
+    section, _, key = section_key.lower().partition("__")
+    model = Settings.model_fields.get(section)
+    if model is None or section in ("base_dir", "program_id"):
+        raise ConfigError(f"environment {name}: unknown section [{section}]")
+    if key not in model.annotation.model_fields:
+        raise ConfigError(f"environment {name}: unknown key [{section}] {key}")
+    data.setdefault(section, {})[key] = value
 
 
 def _describe(exc: ValidationError, origin: str) -> str:

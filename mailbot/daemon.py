@@ -18,6 +18,15 @@ Signals (run_forever), for systemd (deploy/mailbot.service) and a terminal alike
 systemd hears READY=1 once the scheduler runs, WATCHDOG=1 at half the
 unit's WatchdogSec while cycles are not stuck (:class:`Watchdog`), and a
 STATUS= line after each cycle (:mod:`mailbot.systemd`).
+
+Several programs (config ``[[programs]]``): one Daemon serves them all. A
+cycle runs every program's cycle in turn (``run_once`` on its Services, its
+own kept IMAP connection); one program's mailbox or database being down is
+logged and the next program's cycle runs. Each program's IDLE watcher wakes
+the one cycle; the PDF reader pool is the programs' shared one; SIGHUP reloads
+each program's rules and templates on its own (a broken file refuses that
+program's reload only). Log lines of a program's work carry ``program=<id>``
+(:mod:`mailbot.programs`).
 """
 
 from __future__ import annotations
@@ -26,8 +35,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED
@@ -35,8 +44,10 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from mailbot import digest, documents, health, logs, metrics, outbox, reload, systemd
-from mailbot.errors import ImapError, TransportError
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailbot import digest, documents, health, logs, metrics, outbox, programs, reload, systemd
+from mailbot.errors import ImapError, MailbotError, TransportError
 from mailbot.intake.imap import Mailbox
 from mailbot.intake.poller import PollReport, poll
 from mailbot.intake.watch import Watcher
@@ -231,33 +242,88 @@ class Watchdog:
         return systemd.notify(systemd.WATCHDOG)
 
 
-class Daemon:
-    """The running service: the scheduled jobs, the IDLE watcher and the reused IMAP connection."""
+@dataclass
+class ProgramRun:
+    """What the daemon keeps for one program: its services, its kept IMAP connection, its
+    IDLE watcher, the templates it started with and its last cycle."""
 
-    def __init__(self, services: Services, scheduler: BaseScheduler | None = None,
+    services: Services
+    templates: set[str] = field(default_factory=set)  # a reload must keep them all
+    box: Mailbox | None = None
+    watcher: Watcher | None = None
+    last: CycleReport | None = None
+
+    @property
+    def id(self) -> str:
+        return self.services.program_id
+
+    def connection(self) -> Mailbox:
+        """The IMAP connection kept between cycles, tested with NOOP; a new one if it died."""
+        if self.box is not None:
+            try:
+                self.box.noop()
+                return self.box
+            except ImapError as exc:
+                # Servers log idle clients out (Dovecot after 30 min): log in again, same cycle.
+                log.info("kept IMAP connection is gone (%s): logging in again", exc)
+                self.drop_connection()
+        box = Mailbox(self.services.settings.imap)
+        box.open()
+        self.box = box
+        return box
+
+    def drop_connection(self) -> None:
+        box, self.box = self.box, None
+        if box is not None:
+            box.close()
+
+
+class Daemon:
+    """The running service: the scheduled jobs, and per program its IDLE watcher and IMAP connection.
+
+    ``services``: one program's, or every program's (services.build_all); the
+    [service] keys of the daemon itself (poll_seconds...) are shared, so the
+    first program's are everyone's.
+    """
+
+    def __init__(self, services: Services | Sequence[Services], scheduler: BaseScheduler | None = None,
                  stuck_seconds: float = STUCK_SECONDS):
-        self.services = services
+        self.programs = [ProgramRun(one, reload.template_names(one.renderer))
+                         for one in ([services] if isinstance(services, Services) else services)]
+        self.services = self.programs[0].services
         self.scheduler = scheduler or BlockingScheduler(timezone="Asia/Tokyo")
         self.gate = CycleGate(self._cycle, wake=self._run_job_now)
         self.watchdog = Watchdog(self.gate, stuck_seconds)
-        self.watcher: Watcher | None = None
-        self.last: CycleReport | None = None
-        self.templates = reload.template_names(services.renderer)  # a reload must keep them all
         self._last_line = "no cycle yet"  # the STATUS= text after the latest cycle
-        self._box: Mailbox | None = None
+
+    @property
+    def watcher(self) -> Watcher | None:
+        """The first program's IDLE watcher (the only one with a one-program config)."""
+        return self.programs[0].watcher
+
+    @property
+    def last(self) -> CycleReport | None:
+        """The first program's last cycle (the only one with a one-program config)."""
+        return self.programs[0].last
 
     def start(self) -> None:
-        """Add the jobs, start the watcher, start the scheduler (blocks if it is a BlockingScheduler)."""
+        """Add the jobs, start the watchers, start the scheduler (blocks if it is a BlockingScheduler)."""
         if self.gate.closed:
             return  # stopped before it started (SIGTERM during start-up)
+        programs.label_log_lines()
         for job in self.jobs():
             self.scheduler.add_job(**job)
         self.scheduler.add_listener(self._ready, EVENT_SCHEDULER_STARTED)
-        if self.services.settings.imap.idle:
-            self.watcher = Watcher(self.services.settings.imap, self.gate.request).start()
-        log.info("mailbot running: every %ss%s", self.services.settings.service.poll_seconds,
-                 ", and on IMAP IDLE" if self.watcher else "")
+        for program in self.programs:
+            if program.services.settings.imap.idle:
+                program.watcher = Watcher(program.services.settings.imap, self.gate.request).start()
+        log.info("mailbot running: every %ss%s%s", self.services.settings.service.poll_seconds,
+                 ", and on IMAP IDLE" if self.watcher else "", self._serving())
         self.scheduler.start()
+
+    def _serving(self) -> str:
+        """", for programs ts, design" when there are several (the log names what runs)."""
+        return "" if len(self.programs) == 1 else f", for programs {', '.join(p.id for p in self.programs)}"
 
     def jobs(self) -> list[dict]:
         """The scheduler's jobs, as add_job keywords: another periodic task is one more entry."""
@@ -271,7 +337,7 @@ class Daemon:
         return jobs
 
     def stop(self) -> None:
-        """Stop the watcher, then the scheduler; the cycle in hand ends after its message or send
+        """Stop the watchers, then the scheduler; the cycle in hand ends after its message or send
         in hand, no other starts."""
         if self.gate.closed:
             # A second SIGTERM/SIGINT runs inside the first one's wait: closing the IMAP
@@ -280,43 +346,69 @@ class Daemon:
             return
         systemd.notify(systemd.STOPPING, systemd.status("stopping: finishing the message or send in hand"))
         self.gate.close()
-        if self.watcher is not None:
-            self.watcher.stop()
+        for program in self.programs:
+            if program.watcher is not None:
+                program.watcher.stop()
         # wait=True joins the worker running the current cycle: the message in hand and
         # the send in flight finish before start() returns.
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        self._drop_connection()
-        close_readers = getattr(self.services.read_form, "close", None)
-        if close_readers is not None:  # the warm PDF readers (mailbot.forms.pool): end them now
-            close_readers(timeout=5)
+        for program in self.programs:
+            program.drop_connection()
+        self._close_readers()
         log.info("stopped after %d cycle(s)%s", self.gate.cycles,
                  f"; the last: {self.last.summary()}" if self.last else "")
 
-    def reload(self) -> bool:
-        """Read and check rules and templates; swap them in between cycles, or keep the old ones."""
-        systemd.notify(systemd.reloading(), systemd.status("reloading rules and templates"))
-        outcome = reload.prepare(self.services, self.templates)
-        if isinstance(outcome, reload.Refusal):
-            log.error("reload refused, the rules and templates in use stay: %s", outcome.reason)
-            systemd.notify(systemd.READY, systemd.status(f"reload refused ({outcome.reason}); "
-                                                         "running on the previous rules and templates"))
-            return False
-        self.gate.between_cycles(lambda: self._swap(outcome))
-        return True
+    def _close_readers(self) -> None:
+        """End the warm PDF readers (mailbot.forms.pool) now: once each, the programs share them."""
+        pools = {id(p.services.read_form): p.services.read_form for p in self.programs}
+        for pool in pools.values():
+            close_readers = getattr(pool, "close", None)
+            if close_readers is not None:
+                close_readers(timeout=5)
 
-    def _swap(self, parts: reload.Parts) -> None:
-        reload.apply(self.services, parts)
-        service = self.services.settings.service
-        log.info("reloaded rules from %s and templates from %s", self.services.settings.path(service.rules_dir),
-                 self.services.settings.path(service.templates_dir))
-        systemd.notify(systemd.READY, systemd.status("rules and templates reloaded; " + self._last_line))
+    def reload(self) -> bool:
+        """Read and check each program's rules and templates; swap them in between cycles, or
+        keep that program's old ones. True when every program took its new files."""
+        systemd.notify(systemd.reloading(), systemd.status("reloading rules and templates"))
+        ready, refused = [], []
+        for program in self.programs:
+            outcome = reload.prepare(program.services, program.templates)
+            if isinstance(outcome, reload.Refusal):
+                logs.event(log, f"reload refused, the rules and templates in use stay: {outcome.reason}",
+                           logging.ERROR, **self._named(program))
+                refused.append(f"{self._prefix(program)}{outcome.reason}")
+            else:
+                ready.append((program, outcome))
+        if ready:
+            self.gate.between_cycles(lambda: self._swap(ready, refused))
+        else:
+            systemd.notify(systemd.READY, systemd.status(f"reload refused ({'; '.join(refused)}); "
+                                                         "running on the previous rules and templates"))
+        return not refused
+
+    def _swap(self, ready: list[tuple[ProgramRun, reload.Parts]], refused: list[str]) -> None:
+        for program, parts in ready:
+            reload.apply(program.services, parts)
+            settings = program.services.settings
+            logs.event(log, f"reloaded rules from {settings.path(settings.service.rules_dir)} and templates "
+                            f"from {settings.path(settings.service.templates_dir)}", logging.INFO,
+                       **self._named(program))
+        refusal = f" (refused: {'; '.join(refused)})" if refused else ""
+        systemd.notify(systemd.READY, systemd.status(f"rules and templates reloaded{refusal}; " + self._last_line))
+
+    def _named(self, program: ProgramRun) -> dict[str, str]:
+        """The program= field of a line about one program (none with a one-program config)."""
+        return {"program": program.id} if len(self.programs) > 1 else {}
+
+    def _prefix(self, program: ProgramRun) -> str:
+        return f"{program.id}: " if len(self.programs) > 1 else ""
 
     def _ready(self, _event: object) -> None:
         log.info("scheduler started: ready")
         systemd.notify(systemd.READY, systemd.status(
             f"running: a poll every {self.services.settings.service.poll_seconds} s"
-            + (" and on IMAP IDLE" if self.watcher else "")))
+            + (" and on IMAP IDLE" if self.watcher else "") + self._serving()))
 
     def _run_job_now(self) -> None:
         try:
@@ -325,44 +417,40 @@ class Daemon:
             log.info("new mail announced while stopping: left for the next start")
 
     def _cycle(self) -> None:
-        report = run_once(self.services, self._connection, stop=lambda: self.gate.closed)
-        if report.poll is None:
-            self._drop_connection()  # it failed: the next cycle starts from a fresh login
-        self.last = report
-        logs.event(log, f"cycle: {report.summary()}", logging.INFO, **report.fields())
+        """Every program's cycle in turn; one that fails on its database does not stop the next."""
+        for program in self.programs:
+            if self.gate.closed:
+                break  # stopping: the programs not reached yet wait for the next start
+            with programs.working_on(program.id):
+                self._program_cycle(program)
         # gate.cycles counts finished cycles: this one is the next.
+        summaries = [f"{self._prefix(p)}{p.last.summary()}" for p in self.programs if p.last]
         self._last_line = (f"last cycle {datetime.now().astimezone():%Y-%m-%d %H:%M:%S}: "
-                           f"{report.summary()} ({self.gate.cycles + 1} since start)")
+                           f"{' | '.join(summaries)} ({self.gate.cycles + 1} since start)")
         systemd.notify(systemd.status(self._last_line))
 
-    def _connection(self) -> Mailbox:
-        """The IMAP connection kept between cycles, tested with NOOP; a new one if it died."""
-        if self._box is not None:
-            try:
-                self._box.noop()
-                return self._box
-            except ImapError as exc:
-                # Servers log idle clients out (Dovecot after 30 min): log in again, same cycle.
-                log.info("kept IMAP connection is gone (%s): logging in again", exc)
-                self._drop_connection()
-        box = Mailbox(self.services.settings.imap)
-        box.open()
-        self._box = box
-        return box
-
-    def _drop_connection(self) -> None:
-        box, self._box = self._box, None
-        if box is not None:
-            box.close()
+    def _program_cycle(self, program: ProgramRun) -> None:
+        try:
+            report = run_once(program.services, program.connection, stop=lambda: self.gate.closed)
+        except (SQLAlchemyError, MailbotError) as exc:
+            # Its database is away (or a file it needs): the other programs still get their cycle.
+            logs.event(log, "cycle failed", logging.ERROR, program=program.id, error=logs.error_line(exc))
+            program.drop_connection()
+            return
+        if report.poll is None:
+            program.drop_connection()  # it failed: the next cycle starts from a fresh login
+        program.last = report
+        logs.event(log, f"cycle: {report.summary()}", logging.INFO, program=program.id, **report.fields())
 
 
-def run_forever(services: Services) -> None:
+def run_forever(services: Services | Sequence[Services]) -> None:
     """Run until SIGTERM or SIGINT; SIGHUP reloads rules and templates.
 
+    ``services``: one program's, or every program's (one daemon serves them all).
     With ``[service] metrics_port`` the Prometheus endpoint runs alongside, on
     127.0.0.1 only; a port already taken is a ConfigError before anything starts.
     """
-    port = services.settings.service.metrics_port
+    port = (services if isinstance(services, Services) else services[0]).settings.service.metrics_port
     endpoint = metrics.serve(services, port) if port else None
     try:
         daemon = Daemon(services)

@@ -21,6 +21,11 @@ the quarantine count) and a mail given up on that staff send again.
   alert on "too old" fires);
 - ``mailbot_up``: 1 when the database answered this scrape, else 0 and nothing else.
 
+Every sample has a ``program`` label: the program's id (config ``[[programs]]``;
+"default" for a one-program config). With several programs one endpoint
+gives every program's numbers, each read from its own database; a program
+whose database is away has ``mailbot_up{program=...} 0`` and no other sample.
+
 The server listens on 127.0.0.1 only: the numbers are for a scraper on the
 same machine (or a reverse proxy an operator sets up), never the network.
 """
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from wsgiref.simple_server import WSGIServer
@@ -74,9 +79,10 @@ class MetricsServer:
         self.thread.join(timeout=5)
 
 
-def serve(services: Services, port: int) -> MetricsServer:
+def serve(services: Services | Sequence[Services], port: int) -> MetricsServer:
     """Serve /metrics on 127.0.0.1:``port`` in a daemon thread (port 0: a free one, for tests).
 
+    ``services``: one program's, or every program's (one endpoint, a ``program`` label).
     A port already taken is a ConfigError naming the setting: the operator asked for it.
     """
     registry = CollectorRegistry(auto_describe=False)
@@ -92,28 +98,46 @@ def serve(services: Services, port: int) -> MetricsServer:
 
 
 class DatabaseCollector(Collector):
-    """Reads every metric from the database at each scrape (see the module docstring)."""
+    """Reads every metric from each program's database at each scrape (see the module docstring)."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, services: Services | Sequence[Services]) -> None:
+        self.programs = [services] if isinstance(services, Services) else list(services)
 
     def collect(self) -> Iterator[Metric]:
-        try:
-            metrics = self._read()
-        except SQLAlchemyError as exc:
-            # A scrape must answer: "down" is what the alert needs, not an HTTP 500.
-            log.warning("metrics: database unreachable: %s", type(exc).__name__)
-            metrics = []
-        yield GaugeMetricFamily("mailbot_up", "1 when the database answered this scrape.",
-                                value=1 if metrics else 0)
-        yield from metrics
+        up = GaugeMetricFamily("mailbot_up", "1 when the program's database answered this scrape.",
+                               labels=["program"])
+        families: dict[str, Metric] = {}
+        for services in self.programs:
+            try:
+                metrics = self._read(services)
+            except SQLAlchemyError as exc:
+                # A scrape must answer: "down" is what the alert needs, not an HTTP 500;
+                # the other programs' numbers are still given.
+                log.warning("metrics: database of program %s unreachable: %s", services.program_id,
+                            type(exc).__name__)
+                metrics = None
+            up.add_metric([services.program_id], 1 if metrics is not None else 0)
+            _gather(families, metrics or [], services.program_id)
+        yield up
+        yield from families.values()
 
-    def _read(self) -> list[Metric]:
-        with Session(self.services.engine) as session:
+    def _read(self, services: Services) -> list[Metric]:
+        with Session(services.engine) as session:
             messages, quarantined = _messages(session)
             outbox, failed = _outbox(session)
             return [*messages, *outbox, _failures(quarantine=quarantined, outbox=failed),
-                    *_program(session, self.services), _last_poll_age(session, self.services)]
+                    *_program(session, services), _last_poll_age(session, services)]
+
+
+def _gather(families: dict[str, Metric], metrics: list[Metric], program: str) -> None:
+    """One program's metrics into the families of every program, each sample labelled program=<id>."""
+    for metric in metrics:
+        samples = [sample._replace(labels={"program": program, **sample.labels}) for sample in metric.samples]
+        if metric.name in families:
+            families[metric.name].samples.extend(samples)
+        else:
+            metric.samples = samples
+            families[metric.name] = metric
 
 
 def _messages(session: Session) -> tuple[list[Metric], int]:

@@ -79,12 +79,17 @@ def endpoint(services):
     server.stop()
 
 
-def scrape(server) -> dict[tuple[str, tuple], float]:
-    """Every sample as {(name, sorted labels): value}."""
+def scrape(server, program: str = "default") -> dict[tuple[str, tuple], float]:
+    """``program``'s samples as {(name, sorted labels but program): value}; every sample names its program."""
     with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            if labels.pop("program") == program:  # a sample without the label fails here (KeyError)
+                values[(sample.name, tuple(sorted(labels.items())))] = sample.value
+    return values
 
 
 def seed(services) -> None:
