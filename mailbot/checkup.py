@@ -11,7 +11,7 @@ the daemon runs and costs nothing to call every minute:
 - quarantine: how many mails wait for staff (reported, not a failure: the
   service did its job by keeping them).
 
-With several programs (config ``[[programs]]``) every program is checked,
+With programs in the config (``[[programs]]``) every program is checked,
 each line starting with "program <id>: "; one unhealthy program makes the
 whole service unhealthy.
 """
@@ -25,6 +25,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
+from mailbot.config import DEFAULT_PROGRAM
 from mailbot.models import FolderState, OutboxMessage, RawMessage
 
 BACKLOG_MINUTES = 30
@@ -63,9 +64,10 @@ def check(services, now: datetime | None = None) -> Checkup:
 
 
 def combine(reports: dict[str, Checkup]) -> Checkup:
-    """Every program's findings in one report; with several, each line names its program."""
-    if len(reports) == 1:
-        return next(iter(reports.values()))
+    """Every program's findings in one report; each line names its program, except the one
+    program of a config without [[programs]] (its lines stay as they always were)."""
+    if list(reports) == [DEFAULT_PROGRAM]:
+        return reports[DEFAULT_PROGRAM]
     combined = Checkup()
     for program_id, report in reports.items():
         combined.problems += [f"program {program_id}: {line}" for line in report.problems]

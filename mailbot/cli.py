@@ -137,14 +137,14 @@ def run(once: bool = typer.Option(False, "--once", help="Poll, process, send, th
     for services in every:
         with programs.working_on(services.program_id):
             report = daemon.run_once(services)
-        named = f"program={services.program_id} " if len(every) > 1 else ""
+        named = "" if services.program_id == config_module.DEFAULT_PROGRAM else f"program={services.program_id} "
         if report.poll is None:
             unreachable.append(services.program_id)
             continue
         typer.echo(f"{named}stored={report.poll.stored} processed={report.poll.processed} "
                    f"moved={report.poll.moved} sent={report.sent} retried={report.retried} failed={report.failed}")
     if unreachable:
-        which = f" of {', '.join(unreachable)}" if len(every) > 1 else ""
+        which = "" if unreachable == [config_module.DEFAULT_PROGRAM] else f" of {', '.join(unreachable)}"
         typer.echo(f"mailbot: the mailbox{which} could not be polled (see the log)", err=True)
         raise typer.Exit(1)
 

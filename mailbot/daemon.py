@@ -47,6 +47,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot import digest, documents, health, logs, metrics, outbox, programs, reload, systemd
+from mailbot.config import DEFAULT_PROGRAM
 from mailbot.errors import ImapError, MailbotError, TransportError
 from mailbot.intake.imap import Mailbox
 from mailbot.intake.poller import PollReport, poll
@@ -322,8 +323,9 @@ class Daemon:
         self.scheduler.start()
 
     def _serving(self) -> str:
-        """", for programs ts, design" when there are several (the log names what runs)."""
-        return "" if len(self.programs) == 1 else f", for programs {', '.join(p.id for p in self.programs)}"
+        """", for programs ts, design" with [[programs]] (the log names what runs)."""
+        ids = [program.id for program in self.programs]
+        return "" if ids == [DEFAULT_PROGRAM] else f", for programs {', '.join(ids)}"
 
     def jobs(self) -> list[dict]:
         """The scheduler's jobs, as add_job keywords: another periodic task is one more entry."""
@@ -376,7 +378,7 @@ class Daemon:
             outcome = reload.prepare(program.services, program.templates)
             if isinstance(outcome, reload.Refusal):
                 logs.event(log, f"reload refused, the rules and templates in use stay: {outcome.reason}",
-                           logging.ERROR, **self._named(program))
+                           logging.ERROR, program=program.id)
                 refused.append(f"{self._prefix(program)}{outcome.reason}")
             else:
                 ready.append((program, outcome))
@@ -393,16 +395,14 @@ class Daemon:
             settings = program.services.settings
             logs.event(log, f"reloaded rules from {settings.path(settings.service.rules_dir)} and templates "
                             f"from {settings.path(settings.service.templates_dir)}", logging.INFO,
-                       **self._named(program))
+                       program=program.id)
         refusal = f" (refused: {'; '.join(refused)})" if refused else ""
         systemd.notify(systemd.READY, systemd.status(f"rules and templates reloaded{refusal}; " + self._last_line))
 
-    def _named(self, program: ProgramRun) -> dict[str, str]:
-        """The program= field of a line about one program (none with a one-program config)."""
-        return {"program": program.id} if len(self.programs) > 1 else {}
-
-    def _prefix(self, program: ProgramRun) -> str:
-        return f"{program.id}: " if len(self.programs) > 1 else ""
+    @staticmethod
+    def _prefix(program: ProgramRun) -> str:
+        """"ts: " before a program's words in the status line (none for a config without [[programs]])."""
+        return "" if program.id == DEFAULT_PROGRAM else f"{program.id}: "
 
     def _ready(self, _event: object) -> None:
         log.info("scheduler started: ready")

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot import schema
 from mailbot.cli import app, load_programs, state
+from mailbot.config import DEFAULT_PROGRAM
 from mailbot.db import open_engine
 from mailbot.errors import SchemaError
 
@@ -70,11 +71,10 @@ def _show_current(prefix: str, url: str, option: str) -> bool:
 
 def _database_urls() -> list[tuple[str, str, str]]:
     """(line prefix, [database] url, --program option) of every program from --config, or
-    --program's; prefix and option are empty with one program. A bad config exits 1 with its message."""
-    programs = load_programs()
-    several = len(programs) > 1
-    return [(f"{program_id}: ", settings.database_url, f" --program {program_id}") if several
-            else ("", settings.database_url, "") for program_id, settings in programs.items()]
+    --program's; both empty for a config without [[programs]]. A bad config exits 1 with its message."""
+    return [("", settings.database_url, "") if program_id == DEFAULT_PROGRAM
+            else (f"{program_id}: ", settings.database_url, f" --program {program_id}")
+            for program_id, settings in load_programs().items()]
 
 
 def _current(url: str) -> str | None:

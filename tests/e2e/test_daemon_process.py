@@ -220,9 +220,10 @@ def test_ready_then_watchdog_pings_then_a_delivered_application_is_answered(
     notifications.wait_for(lambda m: m.startswith("STATUS=last cycle") and "1 sent" in m, timeout=10)
 
     numbers = scrape(port)
-    assert numbers["mailbot_messages_total{'class': 'application'}"] == 1
-    assert numbers["mailbot_replies_sent_total{'kind': 'receipt'}"] == 1
-    assert numbers["mailbot_queue_length{}"] == 1 and numbers["mailbot_up{}"] == 1
+    assert numbers["mailbot_messages_total{'class': 'application', 'program': 'default'}"] == 1
+    assert numbers["mailbot_replies_sent_total{'kind': 'receipt', 'program': 'default'}"] == 1
+    assert numbers["mailbot_queue_length{'program': 'default'}"] == 1
+    assert numbers["mailbot_up{'program': 'default'}"] == 1
 
     code, seconds = daemon.stop()
     assert (code, seconds < EXIT_SECONDS) == (0, True), daemon.log
@@ -230,6 +231,7 @@ def test_ready_then_watchdog_pings_then_a_delivered_application_is_answered(
     lines = [json.loads(line) for line in daemon.log.splitlines()]  # every line is one JSON record
     [processed] = [line for line in lines if line["msg"] == "processed"]
     assert processed["class"] == "application" and processed["reception_number"].startswith("TS-")
+    assert processed["program"] == "default"
     assert any(line["msg"].startswith("cycle:") and line.get("sent") == 1 for line in lines)
     assert any(line["msg"].startswith("stopped after") for line in lines)
     assert imap_settings.password not in daemon.log
