@@ -86,6 +86,9 @@ class Awaiting:
     seal: str  # SEAL_VERDICTS value
     new: bool  # arrived in this period
     commands: tuple[str, ...]
+    #: What staff should know before adopting: the reading's warnings (a field a scan could
+    #: not read, a seal not red, a PDF that carries a script ...), in the rules' words.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -242,8 +245,15 @@ def awaiting(session: Session, services, period: Period) -> tuple[Awaiting, ...]
         Awaiting(position=rank, reception_number=app.reception_number, company_name=app.company_name,
                  region=region_name(services, app.country), hours_requested=app.hours_requested,
                  received_at=app.queued_at, seal=seal_verdict(app.seal), new=period.holds(_queued(session, app)),
-                 commands=(f"mailbot show {app.reception_number}", f"mailbot adopt {app.reception_number}"))
+                 commands=(f"mailbot show {app.reception_number}", f"mailbot adopt {app.reception_number}"),
+                 notes=warnings(app))
         for rank, app in enumerate(admission.queue(session), start=1))
+
+
+def warnings(app: Application) -> tuple[str, ...]:
+    """The warnings recorded when the application was checked (problems that did not send it back)."""
+    return tuple(problem["message_ja"] for problem in app.problems or ()
+                 if problem.get("severity") == "warning" and problem.get("message_ja"))
 
 
 def _queued(session: Session, app: Application) -> datetime | None:

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mailbot import tomlfile
-from mailbot.checks import corporate, fields, hours, region, seal  # noqa: F401  (register)
+from mailbot.checks import corporate, fields, hours, pdf, region, seal  # noqa: F401  (register)
 from mailbot.checks.base import BASE_PLACEHOLDERS, REGISTRY, Check, Entry, RuleContext
 from mailbot.checks.problem import Problem
 from mailbot.errors import RulesError

@@ -21,7 +21,7 @@ import pdfplumber
 from pdfminer.psexceptions import PSException
 from pdfplumber.utils.exceptions import PdfminerException
 
-from mailbot.forms import acroform, ocr, preflight, text
+from mailbot.forms import acroform, active, ocr, preflight, text
 from mailbot.forms.reading import FormReading
 
 
@@ -63,8 +63,16 @@ def read_form(data: bytes, *, max_pages: int = 50) -> FormReading:
     if reading is None and scans:
         reading = ocr.read_scanned(data, scans[:MAX_OCR_PAGES])
     if reading is None:
-        return FormReading(form=None, source="ocr" if scans else "text", pages=pages, form_page=None)
-    return dataclasses.replace(reading, pages=pages)
+        reading = FormReading(form=None, source="ocr" if scans else "text", pages=pages, form_page=None)
+    return dataclasses.replace(reading, pages=pages, active_content=_active_content(reader))
+
+
+def _active_content(reader) -> tuple[str, ...]:
+    """forms/active.py's findings; "unchecked" when the document's objects break the look."""
+    try:
+        return active.find(reader)
+    except preflight.PARSE_ERRORS:
+        return ("unchecked",)
 
 
 def pages_for_ocr(pdf: pdfplumber.PDF) -> list[int]:

@@ -66,3 +66,6 @@ class FormReading:
     #: ``fields`` rather than guessed, so staff check them instead of the applicant
     #: being told they are missing.
     uncertain: tuple[str, ...] = ()
+    #: What would act when a person opens the PDF ("JavaScript", "Launch", "EmbeddedFile" ...;
+    #: forms/active.py). Never run here; staff are warned before they open it.
+    active_content: tuple[str, ...] = ()

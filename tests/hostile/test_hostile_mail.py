@@ -251,16 +251,21 @@ def test_a_pdf_reader_gets_its_memory_whatever_the_daemon_has_grown_to(grown_dae
     assert_survived(result, raw)
 
 
-def test_a_pdf_with_javascript_open_action_is_read_never_run(hostile_cycle):
+def test_a_pdf_with_javascript_open_action_is_read_never_run(services, hostile_cycle):
     """GIVEN the application form with a JavaScript /OpenAction (an endless loop)
     WHEN one cycle runs
     THEN it reads as the application and gets its receipt: the readers never run scripts, and the
-    loop did not stop the cycle."""
+    loop did not stop the cycle; staff are warned before they open the PDF (the application's
+    warning and the digest's note), the applicant is not told."""
     raw = mails.with_pdf(pdfs.javascript_open_action())
     result = hostile_cycle(raw)
     assert (result.hostile.status, result.hostile.mail_class) == ("processed", "application")
-    reply = the_reply(result, "receipt")
-    assert "受付番号：TS-2026-0001" in reply.message.get_content()
+    reply = the_reply(result, "receipt").message.get_content()
+    assert "受付番号：TS-2026-0001" in reply and "JavaScript" not in reply
+    text = digest.preview(services).text
+    entry = text[text.index("TS-2026-0001"):text.index("TS-2026-0002")]
+    assert "注意：このPDFには、開くと動作する内容（JavaScript）が含まれています" in entry
+    assert "注意：" not in text[text.index("TS-2026-0002"):]  # the ordinary application after it
     assert_survived(result, raw)
 
 
