@@ -296,6 +296,7 @@ class Daemon:
         self.gate = CycleGate(self._cycle, wake=self._run_job_now)
         self.watchdog = Watchdog(self.gate, stuck_seconds)
         self._last_line = "no cycle yet"  # the STATUS= text after the latest cycle
+        programs.label_log_lines()  # the lines of a program's work say program=<id>
 
     @property
     def watcher(self) -> Watcher | None:
@@ -311,7 +312,6 @@ class Daemon:
         """Add the jobs, start the watchers, start the scheduler (blocks if it is a BlockingScheduler)."""
         if self.gate.closed:
             return  # stopped before it started (SIGTERM during start-up)
-        programs.label_log_lines()
         for job in self.jobs():
             self.scheduler.add_job(**job)
         self.scheduler.add_listener(self._ready, EVENT_SCHEDULER_STARTED)
