@@ -3,31 +3,38 @@ CycleGate that swaps them in between cycles, never in the middle of one."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from datetime import date, timedelta
 
 import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailbot import PROJECT_ROOT, config, reload
-from mailbot.daemon import CycleGate
+from mailbot.daemon import CycleGate, Daemon
 from mailbot.services import build
+
+
+def program_services(folder, program_id: str = config.DEFAULT_PROGRAM):
+    """Services on copies of rules/ and templates/ in ``folder`` that a test may break."""
+    folder.mkdir(exist_ok=True)
+    shutil.copytree(PROJECT_ROOT / "rules", folder / "rules")
+    shutil.copytree(PROJECT_ROOT / "templates", folder / "templates")
+    today = date.today()
+    settings = config.validate({
+        "imap": {"host": "127.0.0.1", "port": 1143, "username": program_id, "password": "p", "security": "none"},
+        "smtp": {"host": "127.0.0.1", "port": 1025, "security": "none", "from_address": f"{program_id}@example.jp"},
+        "database": {"url": f"sqlite:///{folder / 'mailbot.db'}"},
+        "program": {"opens": today - timedelta(days=1), "closes": today + timedelta(days=30), "cap": 18},
+        "service": {"rules_dir": "rules", "templates_dir": "templates"},
+    }, base_dir=folder, origin="test", program_id=program_id)
+    return build(settings)
 
 
 @pytest.fixture
 def services(tmp_path):
-    """Services on copies of rules/ and templates/ that a test may break."""
-    shutil.copytree(PROJECT_ROOT / "rules", tmp_path / "rules")
-    shutil.copytree(PROJECT_ROOT / "templates", tmp_path / "templates")
-    today = date.today()
-    settings = config.validate({
-        "imap": {"host": "127.0.0.1", "port": 1143, "username": "u", "password": "p", "security": "none"},
-        "smtp": {"host": "127.0.0.1", "port": 1025, "security": "none", "from_address": "chizai@example.jp"},
-        "database": {"url": f"sqlite:///{tmp_path / 'mailbot.db'}"},
-        "program": {"opens": today - timedelta(days=1), "closes": today + timedelta(days=30), "cap": 18},
-        "service": {"rules_dir": "rules", "templates_dir": "templates"},
-    }, base_dir=tmp_path, origin="test")
-    return build(settings)
+    return program_services(tmp_path)
 
 
 def rules_file(services, name: str):
@@ -139,3 +146,25 @@ def test_a_cycle_that_raises_frees_the_gate():
     ran: list[str] = []
     gate.between_cycles(lambda: ran.append("swap"))
     assert ran == ["swap"]
+
+
+def test_sighup_with_two_programs_refuses_only_the_broken_programs_files(tmp_path, caplog):
+    """GIVEN a daemon serving ts and design, each on its own rules folder
+    WHEN both change their hour limit but design's application.toml is broken, and SIGHUP's reload runs
+    THEN ts takes its new rules, design keeps its old ones, and the refusal names design and the file."""
+    ts, design = program_services(tmp_path / "ts", "ts"), program_services(tmp_path / "design", "design")
+    for services in (ts, design):
+        path = rules_file(services, "regions.toml")
+        path.write_text(path.read_text(encoding="utf-8").replace("hours_per_country = 23", "hours_per_country = 30"),
+                        encoding="utf-8")
+    broken = rules_file(design, "application.toml")
+    broken.write_text(broken.read_text(encoding="utf-8") + '\n[[checks]]\ncheck = "no_such_check"\nmessage = "x"\n',
+                      encoding="utf-8")
+    daemon = Daemon([ts, design], BackgroundScheduler(timezone="Asia/Tokyo"))
+    with caplog.at_level(logging.INFO):
+        assert daemon.reload() is False  # not every program took its files
+    assert (ts.rules.hours_cap, design.rules.hours_cap) == (30, 23)
+    [refusal] = [r for r in caplog.records if r.getMessage().startswith("reload refused")]
+    assert refusal.fields["program"] == "design" and "application.toml: checks[" in refusal.getMessage()
+    [reloaded] = [r for r in caplog.records if r.getMessage().startswith("reloaded rules")]
+    assert reloaded.fields["program"] == "ts"

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailbot import PROJECT_ROOT, config, metrics, outbox, pipeline, samples
@@ -31,7 +32,7 @@ CORPUS = Path(__file__).parent / "corpus"
 REFUSED = "gone@sample-kogyo.example.jp"  # the SMTP server answers 550 for it: that reply fails
 
 
-def make_services(data_dir: Path, smtp_port: int, cap: int = 1):
+def make_services(data_dir: Path, smtp_port: int, cap: int = 1, program_id: str = config.DEFAULT_PROGRAM):
     data = {
         "imap": {"host": "127.0.0.1", "port": 1, "username": "chizai", "security": "none"},
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none", "from_address": "chizai@example.jp"},
@@ -40,7 +41,7 @@ def make_services(data_dir: Path, smtp_port: int, cap: int = 1):
                     "cap": cap},
         "service": {"rules_dir": str(PROJECT_ROOT / "rules"), "templates_dir": str(PROJECT_ROOT / "templates")},
     }
-    return build(config.validate(data, base_dir=data_dir, origin="test"))
+    return build(config.validate(data, base_dir=data_dir, origin="test", program_id=program_id))
 
 
 def application(sender: str, company: str, base12: str, seal: str = "red") -> bytes:
@@ -182,3 +183,36 @@ def test_stop_closes_the_port(services):
 def test_a_port_already_taken_is_refused_with_the_setting_named(services, endpoint):
     with pytest.raises(ConfigError, match=rf"metrics_port = {endpoint.port}: cannot listen on 127.0.0.1"):
         metrics.serve(services, endpoint.port)
+
+
+def test_several_programs_on_one_endpoint_each_from_its_own_database(tmp_path, sink):
+    """GIVEN two programs (one endpoint), ts seeded with six mails, design with one application,
+    and a third whose database server does not answer
+    THEN each program's samples are its own database's numbers, the gone one says up 0 alone."""
+    folders = [tmp_path / name for name in ("ts", "design", "gone")]
+    for folder in folders:
+        folder.mkdir()
+    ts, design, gone = (make_services(folder, sink.port, cap=cap, program_id=folder.name)
+                        for folder, cap in zip(folders, (1, 5, 3)))
+    seed(ts)
+    store(design, application("c@gamma.example.jp", "ガンマデザイン株式会社", "010401000033"), 1)
+    poller.process_pending(design)
+    gone.engine.dispose()
+    gone.engine = sqlalchemy.create_engine(f"postgresql+psycopg://mailbot@127.0.0.1:{free_port()}/mailbot")
+    server = metrics.serve([ts, design, gone], 0)
+    try:
+        numbers = {program: scrape(server, program) for program in ("ts", "design", "gone")}
+    finally:
+        server.stop()
+    assert numbers["ts"][("mailbot_messages_total", (("class", "application"),))] == 3
+    assert numbers["design"][("mailbot_messages_total", (("class", "application"),))] == 1
+    assert (numbers["ts"][("mailbot_cap", ())], numbers["design"][("mailbot_cap", ())]) == (1, 5)
+    assert (numbers["ts"][("mailbot_waitlist_length", ())], numbers["design"][("mailbot_queue_length", ())]) == (1, 1)
+    assert numbers["design"][("mailbot_failures_total", (("what", "quarantine"),))] == 0
+    assert numbers["gone"] == {("mailbot_up", ()): 0}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
