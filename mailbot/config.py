@@ -414,6 +414,9 @@ def _program_entries(entries: Any, origin: str) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{origin}: [[programs]] number {number + 1}: id must be lower-case letters "
                               f"and digits, words joined by single underscores, e.g. \"ts_2026\" "
                               f"(got {program_id!r})")
+        if program_id == DEFAULT_PROGRAM:  # the name of a file without [[programs]]: lines would not name it
+            raise ConfigError(f"{origin}: [[programs]] number {number + 1}: the id {DEFAULT_PROGRAM!r} is "
+                              f"kept for a config without [[programs]]: choose another")
         if program_id in found:
             raise ConfigError(f"{origin}: two [[programs]] have the id {program_id!r}")
         found[program_id] = entry

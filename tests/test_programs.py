@@ -152,6 +152,17 @@ def test_two_programs_on_one_resource_are_refused_naming_both(tmp_path, change, 
     assert "each program needs its own" in str(refused.value)
 
 
+def test_two_programs_on_one_oauth2_token_file_are_refused(tmp_path):
+    """Each mailbox's refresh token rotates in its token file: one file for two would lose one."""
+    oauth2 = ('\n[oauth2]\nflow = "refresh_token"\nclient_id = "app"\nscope = "https://mail.google.com/"\n')
+    both = (SHARED.replace("[smtp]", 'auth = "oauth2"\n[smtp]', 1) + oauth2 + TS + DESIGN)
+    with pytest.raises(ConfigError, match=r"programs ts and design have the same \[oauth2\] token_file \(.*"
+                                          r"data/oauth2-token.json\)"):
+        load_programs(write(tmp_path, both), environ={})
+    own_file = both + '[programs.oauth2]\ntoken_file = "data/design-token.json"\n'
+    assert load_programs(write(tmp_path, own_file), environ={})["design"].imap.auth == "oauth2"
+
+
 def test_the_same_address_differing_in_case_is_the_same_mailbox(tmp_path):
     shouted = DESIGN.replace('username = "design@example.jp"', 'username = "CHIZAI@example.jp"')
     with pytest.raises(ConfigError, match="programs ts and design have the same mailbox"):
@@ -179,6 +190,7 @@ def test_a_postgresql_password_is_not_shown_in_the_refusal(tmp_path):
     ('\n[[programs]]\nid = "a__b"\n', r"number 2: id must be"),
     ('\n[[programs]]\n[programs.imap]\nusername = "x@example.jp"\n', r"number 2: id must be .*\(got None\)"),
     ('\n[[programs]]\nid = "ts"\n', r"two \[\[programs\]\] have the id 'ts'"),
+    ('\n[[programs]]\nid = "default"\n', r"number 2: the id 'default' is kept for a config without"),
     ('\n[[programs]]\nid = "x"\n[programs.program]\ncap = "many"\n',
      r"config.toml: program x: \[program\] cap: .*integer.*'many'"),
     ('\n[[programs]]\nid = "x"\n[programs.imap]\nhots = "y"\n', r"config.toml: program x: unknown key \[imap\] hots"),

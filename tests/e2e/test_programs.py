@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, select
 from typer.testing import CliRunner
@@ -24,10 +25,12 @@ from mailbot.models import Application, OutboxMessage
 from mailbot.services import build_all
 from tests import dovecot as dovecot_server
 from tests.e2e.conftest import MailboxDriver
-from tests.e2e.test_daemon_process import EXIT_SECONDS, DaemonProcess, Notifications, free_port, scrape
+from tests.e2e.test_daemon_process import (EXIT_SECONDS, DaemonProcess, Notifications, free_port,
+                                           scrape)
 
 TS_FROM, DESIGN_FROM = "chizai@example.jp", "design@example.jp"
-TS_SIGNATURE, DESIGN_SIGNATURE = "ジェトロ知的財産課 営業秘密チーム", "ジェトロ知的財産課 デザイン保護チーム"
+TS_SIGNATURE = "ジェトロ知的財産課 営業秘密チーム"
+DESIGN_SIGNATURE = "ジェトロ知的財産課 デザイン保護チーム"
 DESIGN_NAME = "デザイン保護支援事業"
 DESIGN_MARK = "デザイン保護支援事業の専用窓口からのお知らせです。"  # only design's receipt template says it
 
@@ -220,6 +223,38 @@ def test_one_mailbox_down_does_not_stop_the_other_program(deployment, services, 
     failed = [r for r in caplog.records if r.getMessage() == "poll failed"]
     assert [r.fields["program"] for r in failed] == ["ts"]
     assert service.programs[0].last.poll is None and service.programs[1].last.poll.processed == 1
+
+
+def test_one_database_down_does_not_stop_the_other_program(deployment, services, smtp_sink, caplog):
+    """GIVEN ts's database server not answering, an application in each mailbox
+    WHEN one daemon cycle runs
+    THEN design's applicant is answered; ts's cycle failure is logged under ts, its mail stays."""
+    ts, _design = services
+    ts.engine = sqlalchemy.create_engine(f"postgresql+psycopg://mailbot@127.0.0.1:{free_port()}/mailbot")
+    MailboxDriver(deployment.ts).deliver(application(A))
+    MailboxDriver(deployment.design).deliver(application(C))
+    with caplog.at_level(logging.INFO):
+        service = one_daemon_cycle(services)
+    [reply] = smtp_sink.wait_for(1, timeout=30)
+    assert reply.message["From"].addresses[0].addr_spec == DESIGN_FROM and reply.rcpt_tos == [C[0]]
+    [failed] = [r for r in caplog.records if r.getMessage() == "cycle failed"]
+    assert failed.fields["program"] == "ts" and "OperationalError" in failed.fields["error"]
+    assert MailboxDriver(deployment.ts).count("INBOX") == 1  # left for the next cycle, not lost
+    assert service.programs[0].last is None and service.programs[1].last.sent == 1
+
+
+def test_run_once_serves_every_program(deployment, smtp_sink, monkeypatch):
+    """`mailbot run --once` polls, processes and sends for each program, one line each."""
+    for name, value in deployment.environ.items():
+        monkeypatch.setenv(name, value)
+    MailboxDriver(deployment.ts).deliver(application(A))
+    MailboxDriver(deployment.design).deliver(application(C))
+    result = CliRunner().invoke(app, ["--config", str(deployment.write()), "run", "--once"])
+    assert result.exit_code == 0, result.output
+    counts = [line for line in result.output.splitlines() if line.startswith("program=")]
+    assert counts == ["program=ts stored=1 processed=1 moved=1 sent=1 retried=0 failed=0",
+                      "program=design stored=1 processed=1 moved=1 sent=1 retried=0 failed=0"]
+    assert len(smtp_sink.wait_for(2, timeout=30)) == 2
 
 
 def test_program_option_shows_one_programs_applications(deployment, services, smtp_sink, monkeypatch):
