@@ -296,23 +296,25 @@ class Progress:
 
 
 def progress(engine) -> Progress:
+    def count(table, *where) -> int:
+        return session.exec(select(func.count()).select_from(table).where(*where)).one()
+
     with Session(engine) as session:
-        def count(*where) -> int:
-            return session.exec(select(func.count()).select_from(RawMessage).where(*where)).one()
-        sent = session.exec(select(func.count()).select_from(OutboxMessage)
-                            .where(OutboxMessage.status == "sent")).one()
-        return Progress(count(), count(RawMessage.status != "new"), count(RawMessage.moved == True),  # noqa: E712
-                        sent)
+        return Progress(count(RawMessage), count(RawMessage, RawMessage.status != "new"),
+                        count(RawMessage, RawMessage.moved == True),  # noqa: E712  (SQL, not Python)
+                        count(OutboxMessage, OutboxMessage.status == "sent"))
 
 
 def wait_for_progress(engine, steps: int, daemon: Daemon, timeout: float) -> Progress:
     """Until the burst has gone ``steps`` steps (Progress.steps) with ``daemon`` running."""
-    deadline = time.monotonic() + timeout
-    while (now := progress(engine)).steps < steps:
-        assert daemon.alive(), f"daemon exited ({daemon.process.returncode}):\n{daemon.log[-5000:]}"
-        assert time.monotonic() < deadline, f"stuck at {now} (waiting for {steps} steps):\n{daemon.log[-5000:]}"
-        time.sleep(0.05)
-    return now
+    reached: list[Progress] = []
+
+    def there() -> bool:
+        reached[:] = [progress(engine)]
+        return reached[0].steps >= steps
+
+    daemon.wait_for(there, timeout, what=f"{steps} steps of the burst")
+    return reached[0]
 
 
 def database(tmp_path: Path):
