@@ -246,23 +246,29 @@ class Mailbox:
                 dates[uid] = _utc(data[b"INTERNALDATE"])
         return dates
 
-    def move(self, uid: int, folder: str) -> None:
-        """Move one message: MOVE if the server has it, else COPY + \\Deleted + UID EXPUNGE."""
+    def move(self, uids: list[int], folder: str) -> None:
+        """Move these messages in one command: UID MOVE with the UID set if the server
+        has MOVE, else UID COPY + \\Deleted + UID EXPUNGE of the set.
+
+        UIDs already gone (moved by an earlier try) are no error: the server moves what is left.
+        """
+        if not uids:
+            return
         target = self._server_name(folder)
-        with self._failing(f"move UID {uid} to {folder!r}", self.settings.folder):
+        with self._failing(f"move {len(uids)} UID(s) from {min(uids)} to {folder!r}", self.settings.folder):
             if self._can_move():
-                self.client.move([uid], target)
+                self.client.move(uids, target)
             else:
-                self.client.copy([uid], target)
-                self.client.add_flags([uid], [b"\\Deleted"])
-                self._expunge(uid)
+                self.client.copy(uids, target)
+                self.client.add_flags(uids, [b"\\Deleted"])
+                self._expunge(uids)
 
     def _can_move(self) -> bool:
         return self.client.has_capability("MOVE")
 
-    def _expunge(self, uid: int) -> None:
+    def _expunge(self, uids: list[int]) -> None:
         if self.client.has_capability("UIDPLUS"):
-            self.client.uid_expunge([uid])
+            self.client.uid_expunge(uids)
         else:
             # Without UIDPLUS only a plain EXPUNGE exists; it also removes other
             # \Deleted messages, which on the program mailbox only mailbot sets.

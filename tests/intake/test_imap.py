@@ -101,7 +101,7 @@ def test_move_to_processed_folder(imap_settings):
     keep, done = append(imap_settings, message("keep")), append(imap_settings, done_raw)
     with Mailbox(imap_settings) as box:
         box.select()
-        box.move(done, imap_settings.processed_folder)
+        box.move([done], imap_settings.processed_folder)
         assert box.uids() == [keep]
     processed = imap_settings.model_copy(update={"folder": imap_settings.processed_folder})
     with Mailbox(processed) as box:
@@ -114,12 +114,42 @@ def test_move_without_the_move_extension(imap_settings, monkeypatch):
     monkeypatch.setattr(Mailbox, "_can_move", lambda self: False)  # as on servers without RFC 6851
     with Mailbox(imap_settings) as box:
         box.select()
-        box.move(done, imap_settings.quarantine_folder)
+        box.move([done], imap_settings.quarantine_folder)
         assert box.uids() == [keep]
     quarantine = imap_settings.model_copy(update={"folder": imap_settings.quarantine_folder})
     with Mailbox(quarantine) as box:
         box.select()
         assert len(box.uids()) == 1
+
+
+def in_folder(settings, folder: str) -> list[bytes]:
+    """The raw bytes of every message in ``folder``, sorted (on a connection of its own)."""
+    with Mailbox(settings.model_copy(update={"folder": folder})) as box:
+        box.select()
+        return sorted(mail.raw for mail in box.fetch(box.uids()))
+
+
+@pytest.mark.parametrize("extension", ["MOVE", "COPY + EXPUNGE"])
+def test_a_uid_set_moves_in_one_command_and_gone_uids_are_no_error(imap_settings, monkeypatch, extension):
+    raws = [message(f"done {n}") for n in range(5)]
+    uids = [append(imap_settings, raw) for raw in raws]
+    keep = append(imap_settings, message("keep"))
+    if extension != "MOVE":
+        monkeypatch.setattr(Mailbox, "_can_move", lambda self: False)
+    commands = []
+    for name in ("move", "copy"):
+        real = getattr(IMAPClient, name)
+        monkeypatch.setattr(IMAPClient, name, lambda self, *a, _real=real, _name=name:
+                            commands.append(_name) or _real(self, *a))
+    with Mailbox(imap_settings) as box:
+        box.select()
+        box.move(uids[:3], imap_settings.processed_folder)
+        # Moved already (a crash before the move was recorded): the server moves what is left.
+        box.move(uids, imap_settings.processed_folder)
+        box.move([], imap_settings.processed_folder)  # nothing to move: no command at all
+        assert box.uids() == [keep]
+    assert len(commands) == 2
+    assert in_folder(imap_settings, imap_settings.processed_folder) == sorted(raws)
 
 
 def test_wrong_password_is_an_imap_error_without_the_password(imap_settings):
