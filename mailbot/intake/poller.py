@@ -16,6 +16,15 @@ kept in FolderState once every message below it is stored, and a poll that
 finds the same UIDVALIDITY and UIDNEXT (NOOP + STATUS on the kept
 connection's selected folder) asks nothing more: no SEARCH, no FETCH. When
 UIDNEXT moved, only ``UID n:*`` is searched.
+
+Several instances on one PostgreSQL database take turns: a poll holds the
+folder's lock (mailbot.instances) from the first IMAP command to the last
+move; an instance that finds it held skips the poll. On SQLite there is no
+lock: one instance per SQLite file.
+
+Moves go by target folder in UID sets of MOVE_CHUNK (one MOVE per chunk, the
+chunk's ``moved`` recorded in one transaction): one MOVE per mail cost Dovecot
+time in proportion to the folder (12 of 29 minutes of a 10,000-mail burst).
 """
 
 from __future__ import annotations
@@ -28,9 +37,10 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from sqlalchemy import update
 from sqlmodel import Session, select
 
-from mailbot import logs, pipeline
+from mailbot import instances, logs, pipeline
 from mailbot.db import transaction
 from mailbot.forms.pool import ReaderPool
 from mailbot.intake import mime
@@ -44,11 +54,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PollReport:
-    """How many messages one poll stored, processed and moved."""
+    """How many messages one poll stored, processed and moved.
+
+    ``other_instance``: another instance held the folder's lock, so this one
+    left the mailbox alone (all counts 0).
+    """
 
     stored: int
     processed: int
     moved: int
+    other_instance: bool = False
 
 
 def poll(services: Services, box: Mailbox | None = None,
@@ -59,10 +74,20 @@ def poll(services: Services, box: Mailbox | None = None,
     without it the poll opens and closes its own connection.
     ``stop``: asked before each message; once true the rest wait for the next poll
     (the daemon is stopping: it finishes the message in hand, not the whole burst).
+    On PostgreSQL, when another instance is polling this folder now, nothing is
+    done and the report says ``other_instance`` (the daemon still sends its outbox).
     """
-    if box is None:
-        with Mailbox(services.settings.imap) as own:
-            return poll(services, own, stop)
+    with instances.polling(services.engine, services.settings.imap) as ours:
+        if not ours:
+            return PollReport(0, 0, 0, other_instance=True)
+        if box is None:
+            with Mailbox(services.settings.imap) as own:
+                return poll_folder(services, own, stop)
+        return poll_folder(services, box, stop)
+
+
+def poll_folder(services: Services, box: Mailbox, stop: Callable[[], bool] | None = None) -> PollReport:
+    """``poll`` once the folder is this instance's (its lock held, or SQLite)."""
     imap = services.settings.imap
     uidvalidity, _uidnext = box.sync()
     stored = store_new(services, box, uidvalidity)
@@ -271,18 +296,43 @@ def pdfs_to_read(msg: InboundMessage) -> list[bytes]:
     return [a.data for a in msg.attachments if not a.inline and a.is_pdf]
 
 
+#: UIDs per MOVE: one command for a whole burst, yet a short UID set per command.
+MOVE_CHUNK = 200
+
+
 def move_done(services: Services, box: Mailbox, uidvalidity: int) -> int:
-    """Move committed messages out of the inbox; record each move."""
+    """Move committed messages out of the inbox, MOVE_CHUNK at a time per target folder.
+
+    Each chunk's moves are recorded in one transaction after its MOVE. A
+    crash between the two leaves the chunk unrecorded: the next poll moves
+    its UIDs again, which the server answers OK without moving anything (they
+    are gone), and records them.
+    """
     imap = services.settings.imap
     with Session(services.engine) as session:
         rows = session.exec(unmoved(imap.folder, uidvalidity)).all()
     if rows and box.sync()[0] != uidvalidity:
         return 0  # renumbered under our feet: these UIDs mean other mail now; never move by them
-    for raw_id, uid, status in rows:
-        box.move(uid, imap.quarantine_folder if status == "quarantined" else imap.processed_folder)
-        with transaction(services.engine) as session:
-            session.get(RawMessage, raw_id).moved = True
+    for target, chunk in by_target(services, rows):
+        box.move([uid for _raw_id, uid in chunk], target)
+        record_moved(services, [raw_id for raw_id, _uid in chunk])
     return len(rows)
+
+
+def by_target(services: Services, rows) -> list[tuple[str, list[tuple[int, int]]]]:
+    """(target folder, [(raw id, uid) ...]) chunks of at most MOVE_CHUNK, quarantine first."""
+    imap = services.settings.imap
+    targets: dict[str, list[tuple[int, int]]] = {imap.quarantine_folder: [], imap.processed_folder: []}
+    for raw_id, uid, status in rows:
+        targets[imap.quarantine_folder if status == "quarantined" else imap.processed_folder].append((raw_id, uid))
+    return [(target, pairs[start:start + MOVE_CHUNK])
+            for target, pairs in targets.items() for start in range(0, len(pairs), MOVE_CHUNK)]
+
+
+def record_moved(services: Services, raw_ids: list[int]) -> None:
+    """One transaction: these messages have left the inbox."""
+    with transaction(services.engine) as session:
+        session.exec(update(RawMessage).where(RawMessage.id.in_(raw_ids)).values(moved=True))
 
 
 def unmoved(folder: str, uidvalidity: int):

@@ -253,3 +253,103 @@ def test_a_stop_asked_for_ends_the_poll_after_the_message_in_hand(services, imap
     assert statuses() == ["processed", "new", "new"]
     rest = poll(services)
     assert (rest.stored, rest.processed, rest.moved) == (0, 2, 2) and statuses() == ["processed"] * 3
+
+
+def append_many(settings, raws: list[bytes]) -> None:
+    """APPEND every mail on one connection (a login per mail would dominate the test)."""
+    with IMAPClient(settings.host, port=settings.port, ssl=False, timeout=30) as client:
+        client.login(settings.username, settings.password)
+        for raw in raws:
+            client.append(settings.folder, raw)
+
+
+def folder_size(settings, folder: str) -> int:
+    with IMAPClient(settings.host, port=settings.port, ssl=False, timeout=10) as client:
+        client.login(settings.username, settings.password)
+        return client.select_folder(folder, readonly=True)[b"EXISTS"]
+
+
+@pytest.fixture
+def moves(monkeypatch) -> list[tuple[int, str]]:
+    """(number of UIDs, target folder) of every MOVE command sent (they still run)."""
+    sent: list[tuple[int, str]] = []
+    real = IMAPClient.move
+
+    def spy(self, messages, folder):
+        sent.append((len(messages), folder))
+        return real(self, messages, folder)
+
+    monkeypatch.setattr(IMAPClient, "move", spy)
+    return sent
+
+
+def test_a_burst_is_moved_in_chunks_of_200_each_recorded(services, imap_settings, moves):
+    """GIVEN 450 stored mails, processed (their status set as the pipeline leaves it:
+    processing 450 mails would only slow the test) WHEN they are moved
+    THEN three MOVE commands (200, 200, 50) take all 450 to the processed folder,
+    and every stored message is recorded as moved."""
+    from sqlalchemy import update
+
+    from mailbot.db import transaction
+
+    append_many(imap_settings, [question(n) for n in range(450)])
+    with Mailbox(imap_settings) as box:
+        uidvalidity = box.sync()[0]
+        assert poller.store_new(services, box, uidvalidity) == 450
+        with transaction(services.engine) as session:
+            session.exec(update(RawMessage).values(status="processed"))
+        assert poller.move_done(services, box, uidvalidity) == 450
+    assert moves == [(200, "mailbot/processed"), (200, "mailbot/processed"), (50, "mailbot/processed")]
+    assert folder_size(imap_settings, "mailbot/processed") == 450
+    assert folder_size(imap_settings, "INBOX") == 0
+    assert {(r.status, r.moved) for r in rows(services)} == {("processed", True)}
+    assert poller.poll(services).moved == 0  # nothing left to move
+
+
+def test_a_crash_between_a_chunk_s_move_and_its_record_moves_each_mail_once(
+        services, imap_settings, moves, monkeypatch):
+    """GIVEN a poll that dies after its first chunk's MOVE, before recording it
+    WHEN the next poll runs
+    THEN it moves that chunk's UIDs again (gone: nothing happens) and records them;
+    every mail is in the processed folder once, none is processed twice."""
+    monkeypatch.setattr(poller, "MOVE_CHUNK", 2)
+    append_many(imap_settings, [question(n) for n in range(5)])
+    real_record = poller.record_moved
+
+    def crash(*_args):
+        raise SystemExit("killed between MOVE and its record")
+
+    monkeypatch.setattr(poller, "record_moved", crash)
+    with pytest.raises(SystemExit):
+        poller.poll(services)
+    assert folder_size(imap_settings, "INBOX") == 3 and not any(r.moved for r in rows(services))
+    monkeypatch.setattr(poller, "record_moved", real_record)
+    again = poller.poll(services)
+    assert (again.stored, again.processed, again.moved) == (0, 0, 5)
+    assert [count for count, _folder in moves] == [2, 2, 2, 1]
+    assert folder_size(imap_settings, "mailbot/processed") == 5
+    assert folder_size(imap_settings, "INBOX") == 0
+    assert {(r.status, r.moved) for r in rows(services)} == {("processed", True)}
+
+
+def test_quarantined_and_processed_mail_go_to_their_own_folder_in_one_move_each(
+        services, imap_settings, moves, monkeypatch):
+    """GIVEN five mails of which the pipeline quarantines the first two
+    THEN one MOVE takes those two to quarantine and one the other three to processed."""
+    from mailbot import pipeline
+    from mailbot.errors import MailbotError
+
+    append_many(imap_settings, [question(n) for n in range(5)])
+    real_process, seen = pipeline.process, []
+
+    def quarantining_the_first_two(services_, raw_id, parsed=None):
+        seen.append(raw_id)
+        if len(seen) <= 2:
+            return pipeline.quarantine(services_, raw_id, MailbotError("unreadable (test)"))
+        return real_process(services_, raw_id, parsed)
+
+    monkeypatch.setattr(pipeline, "process", quarantining_the_first_two)
+    assert poller.poll(services).moved == 5
+    assert moves == [(2, "mailbot/quarantine"), (3, "mailbot/processed")]
+    assert Counter(r.status for r in rows(services)) == {"quarantined": 2, "processed": 3}
+    assert (folder_size(imap_settings, "mailbot/quarantine"), folder_size(imap_settings, "mailbot/processed")) == (2, 3)
