@@ -7,6 +7,10 @@ the server has accepted it, so a crash can at worst resend the one message
 in flight, never the whole batch. Failures: a temporary one (no connection,
 4xx) is retried later with exponential backoff; a permanent one (5xx) or the
 last allowed attempt marks the row "failed" for staff to see.
+
+On PostgreSQL several instances may drain at once: there each row is claimed
+(``SELECT ... FOR UPDATE SKIP LOCKED``), sent and marked in one transaction,
+so no row is sent by two of them.
 """
 
 from __future__ import annotations
@@ -205,16 +209,13 @@ async def drain(
     (the rest stay pending for the next drain).
     """
     now = _utc(now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    if engine.dialect.name == "postgresql":
+        return await _drain_claiming(engine, smtp, now, limit, stop)
     due = _due(engine, now, limit)
     result = DrainResult()
     if not due:
         return result
-    client: aiosmtplib.SMTP | None = None
-    lost: _Failure | None = None  # once the connection is gone, the rest wait for next time
-    try:
-        client = await _connect(smtp)
-    except _Failure as exc:
-        lost = exc
+    client, lost = await _open(smtp)
     for row in due:
         if stop is not None and stop():
             break
@@ -238,6 +239,54 @@ def _due(engine: Engine, now: datetime, limit: int | None) -> list[OutboxMessage
     )
     with transaction(engine) as session:
         return list(session.exec(query))
+
+
+async def _drain_claiming(engine: Engine, smtp: SmtpSettings, now: datetime, limit: int | None,
+                          stop: Callable[[], bool] | None) -> DrainResult:
+    """PostgreSQL, where several instances may drain at once: one transaction per row.
+
+    It claims the next due row (FOR UPDATE SKIP LOCKED: a row another instance
+    is sending is passed over, never waited for), sends it, records the outcome
+    and commits. An instance that dies mid-send rolls back its claim: the row is
+    pending again and another instance sends it (the same Message-ID: at worst
+    the same mail twice, never a different one). SQLite keeps ``drain``'s way:
+    a write transaction held over an SMTP send would stop every other writer.
+    """
+    result, client, lost, after, handled = DrainResult(), None, None, 0, 0
+    while (limit is None or handled < limit) and not (stop is not None and stop()):
+        with transaction(engine) as session:
+            row = _claim(session, now, after)
+            if row is None:
+                break
+            if client is None and lost is None:
+                client, lost = await _open(smtp)
+            outcome = await _attempt(client, row, attachments_of(session, row.id), smtp, lost)
+            lost = _record(row, outcome, smtp, now, result)
+        after, handled = row.id, handled + 1
+    if client is not None:
+        await _quit(client)
+    return result
+
+
+def _claim(session: Session, now: datetime, after: int) -> OutboxMessage | None:
+    """The first due row past ``after`` that no other transaction holds, locked until commit."""
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now,
+               OutboxMessage.id > after)
+        .order_by(OutboxMessage.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return session.exec(query).first()
+
+
+async def _open(smtp: SmtpSettings) -> tuple[aiosmtplib.SMTP | None, _Failure | None]:
+    """(client, None), or (None, why) when the server cannot be reached: the rows wait."""
+    try:
+        return await _connect(smtp), None
+    except _Failure as exc:
+        return None, exc
 
 
 async def _connect(smtp: SmtpSettings) -> aiosmtplib.SMTP:
@@ -274,30 +323,43 @@ async def _login(client: aiosmtplib.SMTP, smtp: SmtpSettings) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """The server accepted the mail; ``refused``: the recipients it refused, if some were."""
+
+    refused: str | None
+
+
 async def _deliver(
     engine: Engine, client: aiosmtplib.SMTP | None, row: OutboxMessage, smtp: SmtpSettings,
     now: datetime, result: DrainResult, lost: _Failure | None,
 ) -> _Failure | None:
-    """Send one row (unless the connection is lost) and record the outcome; returns ``lost``."""
-    failure = lost
-    if lost is None:
-        try:
-            refused = await _send(engine, client, row, smtp)
-        except _Failure as exc:
-            failure = exc
-        else:
-            _mark_sent(engine, row.id, refused)
-            result.sent += 1
-            return None
-    _mark_failed(engine, row.id, failure, smtp, now, result)
-    return failure if failure.connection_lost else None
+    """Send one row (unless the connection is lost) and record the outcome; returns ``lost``.
 
-
-async def _send(engine: Engine, client: aiosmtplib.SMTP, row: OutboxMessage,
-                smtp: SmtpSettings) -> str | None:
-    """Hand one message to the server; the refused recipients when only some were refused."""
+    The send runs outside any write transaction; the outcome is recorded in
+    its own small one (SQLite: a writer blocks every other writer).
+    """
     with Session(engine) as session:
         files = attachments_of(session, row.id)
+    outcome = await _attempt(client, row, files, smtp, lost)
+    with transaction(engine) as session:
+        return _record(session.get(OutboxMessage, row.id), outcome, smtp, now, result)
+
+
+async def _attempt(client: aiosmtplib.SMTP | None, row: OutboxMessage, files: list[OutgoingFile],
+                   smtp: SmtpSettings, lost: _Failure | None) -> _Sent | _Failure:
+    """Hand one message to the server; a lost connection fails it without trying."""
+    if lost is not None:
+        return lost
+    try:
+        return _Sent(await _send(client, row, files, smtp))
+    except _Failure as exc:
+        return exc
+
+
+async def _send(client: aiosmtplib.SMTP, row: OutboxMessage, files: list[OutgoingFile],
+                smtp: SmtpSettings) -> str | None:
+    """Hand one message to the server; the refused recipients when only some were refused."""
     message = build_email(row, smtp, files)
     try:
         errors, _ = await client.send_message(
@@ -314,29 +376,25 @@ async def _send(engine: Engine, client: aiosmtplib.SMTP, row: OutboxMessage,
     return None
 
 
-def _mark_sent(engine: Engine, row_id: int, refused: str | None) -> None:
-    with transaction(engine) as session:
-        row = session.get(OutboxMessage, row_id)
+def _record(row: OutboxMessage, outcome: _Sent | _Failure, smtp: SmtpSettings, now: datetime,
+            result: DrainResult) -> _Failure | None:
+    """Write the outcome on the row (in the caller's transaction); the failure if the
+    connection is lost (the rest of this drain waits for the next one)."""
+    row.attempts += 1
+    if isinstance(outcome, _Sent):
         row.status, row.sent_at = "sent", datetime.now(timezone.utc)
-        row.attempts += 1
-        row.last_error = f"some recipients refused: {refused}" if refused else None
-
-
-def _mark_failed(
-    engine: Engine, row_id: int, failure: _Failure, smtp: SmtpSettings, now: datetime,
-    result: DrainResult,
-) -> None:
-    with transaction(engine) as session:
-        row = session.get(OutboxMessage, row_id)
-        row.attempts += 1
-        row.last_error = str(failure)
-        if failure.permanent or row.attempts >= smtp.max_attempts:
-            row.status = "failed"
-            result.failed += 1
-        else:
-            row.next_attempt_at = now + backoff(row.attempts)
-            result.retried += 1
-    result.errors.append(f"outbox {row_id}: {failure}")
+        row.last_error = f"some recipients refused: {outcome.refused}" if outcome.refused else None
+        result.sent += 1
+        return None
+    row.last_error = str(outcome)
+    if outcome.permanent or row.attempts >= smtp.max_attempts:
+        row.status = "failed"
+        result.failed += 1
+    else:
+        row.next_attempt_at = now + backoff(row.attempts)
+        result.retried += 1
+    result.errors.append(f"outbox {row.id}: {outcome}")
+    return outcome if outcome.connection_lost else None
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:
