@@ -1,0 +1,63 @@
+"""Two `mailbot run` instances on one PostgreSQL database and one mailbox, one of them killed
+again and again (issue 7 items 2 and 5).
+
+Both run on the same config during a burst: one polls the folder while it holds the
+folder's advisory lock (mailbot.instances), both send from the outbox (each row claimed by
+one). At random points of the burst a random one of the two is killed with SIGKILL; the
+survivor alone must carry the burst on (PostgreSQL ends the dead one's session, and its
+lock with it), before the killed one is started again. Afterwards, as for one instance:
+every mail stored once, one application per company in arrival order, one distinct receipt
+per company, resends at most one per kill.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from tests.chaos.conftest import (burst, database, maildir_of, preload, progress,
+                                  queue_in_arrival_order, stored_once, wait_for_progress)
+from tests.chaos.test_kill9 import one_receipt_each, patience
+
+pytestmark = pytest.mark.postgresql_only
+#: The survivor's next poll finds the lock free: a cycle a second, a login, a few steps.
+TAKE_OVER_SECONDS = 60
+
+
+def test_two_instances_one_killed_at_random_points_the_other_carries_on_nothing_done_twice(
+        storm, dovecot, imap_settings, mailbox, smtp_sink, daemons, tmp_path):
+    preload(maildir_of(dovecot, imap_settings.username), imap_settings, burst(storm.n))
+    daemons.configure(imap_settings, smtp_sink.port, cap=storm.n)
+    engine = database(tmp_path)
+    rng = random.Random(storm.seed)
+    steps = 4 * storm.n
+    pair = [daemons.start(), daemons.start()]
+    began = time.monotonic()
+    for number, target in enumerate(sorted(rng.sample(range(1, steps), storm.kills)), 1):
+        wait_for_progress(engine, max(target, progress(engine).steps + 1), pair[0], timeout=patience(storm.n))
+        time.sleep(rng.uniform(0, 0.3))
+        victim = rng.randrange(2)
+        pair[victim].kill9()
+        at = progress(engine)
+        survivor = pair[1 - victim]
+        if at.steps < steps:  # the survivor alone takes the burst further
+            wait_for_progress(engine, at.steps + 1, survivor, timeout=TAKE_OVER_SECONDS)
+        print(f"kill {number}: instance {victim} at {at}; the other went on to {progress(engine)}")
+        pair[victim] = daemons.start()
+    wait_for_progress(engine, steps, pair[0], timeout=patience(storm.n))
+    for daemon in pair:
+        daemon.wait_for_log_count("cycle: ", daemon.log.count("cycle: ") + 2)
+    wall = time.monotonic() - began
+    assert [daemon.stop() for daemon in pair] == [0, 0]
+
+    stored_once(engine, storm.n)
+    queue_in_arrival_order(engine, storm.n)
+    assert (mailbox.count("INBOX"), mailbox.count(imap_settings.processed_folder)) == (0, storm.n)
+    resends = one_receipt_each(engine, smtp_sink, storm.n)
+    assert resends <= storm.kills, f"{resends} resends for {storm.kills} kills"
+    logs = "".join(daemon.log for daemon in daemons.started)
+    assert "another instance is polling the folder" in logs  # they did take turns
+    print(f"chaos two-instances n={storm.n} kills={storm.kills} resends={resends} wall_s={wall:.1f} "
+          f"seed={storm.seed}")
