@@ -33,7 +33,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -41,6 +40,8 @@ from mailbot import tomlfile
 from mailbot.errors import ConfigError
 
 ENV_PREFIX = "MAILBOT_"
+#: MAILBOT_PROGRAMS__<ID>__<SECTION>__<KEY>: one program's own override (a secret, mostly).
+PROGRAMS_ENV_PREFIX = ENV_PREFIX + "PROGRAMS__"
 #: The id of the one program of a file without [[programs]] (logs, metrics labels).
 DEFAULT_PROGRAM = "default"
 #: A program id: lower-case letters and digits, single underscores between them, so that it
@@ -497,9 +498,6 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
         if not name.startswith(ENV_PREFIX) or "__" not in name or name.startswith(PROGRAMS_ENV_PREFIX):
             continue
         _set_from_env(data, name, name.removeprefix(ENV_PREFIX), value)
-
-
-PROGRAMS_ENV_PREFIX = ENV_PREFIX + "PROGRAMS__"
 
 
 def _apply_program_env(entry: dict[str, Any], program_id: str, environ: dict[str, str]) -> None:
