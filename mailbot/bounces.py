@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session, select
 
 from mailbot import staff
+from mailbot.db import raw_mail
 from mailbot.models import Application, HeldAddress, OutboxMessage, RawMessage
 from mailbot.render import one_line
 
@@ -65,10 +66,11 @@ def handle(session: Session, raw: RawMessage, services: Services | None = None) 
 
     Without ``services`` nothing is mailed (the hold is still recorded).
     """
-    reply = _our_reply(session, raw.raw)
+    mail = raw_mail(session, raw.id)
+    reply = _our_reply(session, mail)
     if reply is None:
         return None
-    reports = failures(raw.raw, reply.to_addrs)
+    reports = failures(mail, reply.to_addrs)
     permanent = [f for f in reports if f.permanent]
     if not permanent:
         return f"temporary delivery failure of outbox {reply.id}; nothing held"

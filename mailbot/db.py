@@ -23,11 +23,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.orm import defer
 from sqlmodel import Session, create_engine
 
 from mailbot import models, tables  # noqa: F401  (registers the tables)
+from mailbot.models import RawMessage
+
+#: A query option: load stored mails without their bytes (listings, state changes);
+#: the bytes are read on purpose, with raw_mail, where they are needed.
+WITHOUT_RAW = defer(RawMessage.raw)
 
 
 def make_engine(url: str) -> Engine:
@@ -155,3 +161,18 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def raw_mail(session: Session, raw_id: int) -> bytes:
+    """The stored bytes of one mail.
+
+    PostgreSQL hands bytea over as hex text unless a query asks for binary
+    results: a 50 MB mail arrived as 100 MB of text and cost 350 MB at its
+    peak. Read in binary it costs its own size (and libpq's copy of it).
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return connection.execute(select(RawMessage.raw).where(RawMessage.id == raw_id)).scalar_one()
+    with connection.connection.driver_connection.cursor(binary=True) as cursor:
+        cursor.execute("SELECT raw FROM raw_message WHERE id = %s", (raw_id,))
+        return cursor.fetchone()[0]

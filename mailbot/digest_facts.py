@@ -30,6 +30,7 @@ from sqlmodel import Session, select
 
 from mailbot import admission, documents, hours
 from mailbot.admission import ADOPTED_STATES, as_utc
+from mailbot.db import WITHOUT_RAW
 from mailbot.models import Application, FolderState, HeldAddress, OutboxMessage, RawMessage, Transition
 from mailbot.staff import duration
 
@@ -290,7 +291,8 @@ def questions(session: Session, period: Period) -> tuple[InboundItem, ...]:
 
 def quarantined(session: Session, period: Period) -> tuple[InboundItem, ...]:
     """Every mail still kept aside after processing failed (until staff reprocess it)."""
-    query = select(RawMessage).where(RawMessage.status == "quarantined").order_by(RawMessage.arrived_at)
+    query = (select(RawMessage).options(WITHOUT_RAW).where(RawMessage.status == "quarantined")
+             .order_by(RawMessage.arrived_at))
     return tuple(_inbound(row, period, "mailbot quarantined", f"mailbot reprocess {row.id}")
                  for row in session.exec(query))
 
@@ -315,7 +317,8 @@ def _inbound(row: RawMessage, period: Period, *commands: str) -> InboundItem:
 
 
 def _raw_in_period(session: Session, period: Period, *conditions) -> list[RawMessage]:
-    query = (select(RawMessage)
+    # Without the bytes: a day's digest lists thousands of mails after an opening day.
+    query = (select(RawMessage).options(WITHOUT_RAW)
              .where(RawMessage.processed_at >= period.start, RawMessage.processed_at < period.end, *conditions)
              .order_by(RawMessage.arrived_at, RawMessage.id))
     return list(session.exec(query))

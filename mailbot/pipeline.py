@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from mailbot import bounces, desk, documents, logs, reception, replies
-from mailbot.db import transaction
+from mailbot.db import WITHOUT_RAW, raw_mail, transaction
 from mailbot.errors import MailbotError, MailError
 from mailbot.intake import mime
 from mailbot.intake.classify import Classification, classify
@@ -85,7 +85,7 @@ def _refuse_our_own_failures(verdict: Classification) -> None:
 
 def _raw_bytes(services: Services, raw_id: int) -> bytes:
     with Session(services.engine) as session:
-        return session.get(RawMessage, raw_id).raw
+        return raw_mail(session, raw_id)
 
 
 def thread_of(services: Services, msg: InboundMessage) -> str | None:
@@ -103,7 +103,7 @@ def thread_of(services: Services, msg: InboundMessage) -> str | None:
 def _handle(services, session, raw_id, msg: InboundMessage,
             verdict: Classification) -> tuple[str, dict | None]:
     """Run the class's handler; (the class, the fields of the "processed" line, None if not ours)."""
-    raw = session.get(RawMessage, raw_id)
+    raw = session.get(RawMessage, raw_id, options=[WITHOUT_RAW])  # parsed already: not its bytes again
     if raw.status != "new":  # another run finished it while we were reading the PDF
         return raw.mail_class or raw.status, None
     raw.sender, raw.subject, raw.message_id = msg.sender, msg.subject, msg.message_id
@@ -122,7 +122,7 @@ def _handle(services, session, raw_id, msg: InboundMessage,
 def quarantine(services: Services, raw_id: int, exc: BaseException) -> str:
     """Keep the message raw with its error for staff; the mailbox moves it aside."""
     with transaction(services.engine) as session:
-        raw = session.get(RawMessage, raw_id)
+        raw = session.get(RawMessage, raw_id, options=[WITHOUT_RAW])
         raw.status, raw.processed_at = "quarantined", utcnow()
         raw.error = f"{type(exc).__name__}: {exc}"
         uid, message_id = raw.uid, raw.message_id

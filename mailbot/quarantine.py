@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from mailbot import outbox, pipeline
-from mailbot.db import transaction
+from mailbot.db import WITHOUT_RAW, transaction
 from mailbot.errors import MailbotError
 from mailbot.models import RawMessage
 from mailbot.services import Services
@@ -22,7 +22,7 @@ from mailbot.services import Services
 def listing(services: Services) -> list[dict[str, Any]]:
     """The quarantined messages, oldest first: id, arrival, sender, subject, error."""
     with Session(services.engine) as session:
-        rows = session.exec(select(RawMessage).where(RawMessage.status == "quarantined").order_by(
+        rows = session.exec(select(RawMessage).options(WITHOUT_RAW).where(RawMessage.status == "quarantined").order_by(
             RawMessage.arrived_at)).all()
     return [{"id": r.id, "arrived_at": r.arrived_at.isoformat(), "sender": r.sender,
              "subject": r.subject, "error": r.error} for r in rows]
@@ -31,7 +31,7 @@ def listing(services: Services) -> list[dict[str, Any]]:
 def reprocess(services: Services, raw_id: int) -> str:
     """Run one quarantined message through the path again; its new class (or "quarantined")."""
     with transaction(services.engine) as session:
-        raw = session.get(RawMessage, raw_id)
+        raw = session.get(RawMessage, raw_id, options=[WITHOUT_RAW])
         if raw is None:
             raise MailbotError(f"no stored message with id {raw_id}")
         if raw.status != "quarantined":

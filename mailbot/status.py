@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from mailbot import admission
 from mailbot.config import ProgramSettings
+from mailbot.db import WITHOUT_RAW
 from mailbot.intake.classify import CLASSES
 from mailbot.models import Application, RawMessage
 
@@ -37,7 +38,8 @@ def mail_counts(session: Session) -> dict[str, int]:
 
 def messages(engine: Engine, mail_class: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """The most recent inbound messages (of one class when given), newest arrival first."""
-    query = select(RawMessage).order_by(RawMessage.arrived_at.desc(), RawMessage.id.desc()).limit(limit)
+    query = (select(RawMessage).options(WITHOUT_RAW)
+             .order_by(RawMessage.arrived_at.desc(), RawMessage.id.desc()).limit(limit))
     if mail_class is not None:
         query = query.where(RawMessage.mail_class == mail_class)
     with Session(engine) as session:
