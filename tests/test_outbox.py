@@ -233,3 +233,65 @@ def test_nothing_due_means_no_connection_at_all(engine):
         session.exec(select(OutboxMessage)).one().status = "sent"
     result = asyncio.run(drain(engine, settings(free_port())))  # nothing listens: would be retried
     assert (result.sent, result.retried, result.failed) == (0, 0, 0)
+
+
+# --- several instances draining at once (PostgreSQL) -----------------------------
+
+
+def sent_ids(sink: SmtpSink) -> list[str]:
+    return [mail.message["Message-ID"] for mail in sink.messages]
+
+
+@pytest.mark.postgresql_only
+def test_two_drains_at_once_send_each_row_once(tmp_path):
+    """GIVEN 40 due replies and two instances (two engines) draining at the same moment
+    THEN every reply reaches the server once: each row is claimed by one of them only."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'mailbot.db'}"  # one PostgreSQL database for both engines
+    engines = [make_engine(url), make_engine(url)]
+    ids = [queue_mail(engines[0], to=(f"tanto{n}@example.co.jp",)) for n in range(40)]
+    start, results = threading.Barrier(2), []
+
+    def instance(engine):
+        start.wait()
+        results.append(send_pending(engine, settings(sink.port)))
+
+    with SmtpSink() as sink:
+        threads = [threading.Thread(target=instance, args=(engine,)) for engine in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert sum(result.sent for result in results) == 40 and len(results) == 2
+    with transaction(engines[0]) as session:
+        rows = session.exec(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
+    assert sorted(sent_ids(sink)) == sorted(r.message_id for r in rows)  # each once, none missing
+    assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
+
+
+@pytest.mark.postgresql_only
+def test_a_row_another_instance_is_sending_is_passed_over_and_sent_once_that_instance_dies(engine):
+    """GIVEN three due replies, the first claimed by another instance's open transaction
+    (it is mid-send) WHEN this instance drains THEN it sends the other two without waiting;
+    once that instance dies (its transaction rolled back), the next drain sends the first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
+
+    ids = [queue_mail(engine) for _ in range(3)]
+    other = make_engine(str(engine.url.render_as_string(hide_password=False)))
+    with SmtpSink() as sink:
+        with other.connect() as sending:
+            sending.execute(text("SELECT id FROM outbox WHERE id = :id FOR UPDATE"), {"id": ids[0]})
+            # In a thread: a drain that waited for the claimed row would hang the test.
+            pool = ThreadPoolExecutor(1)
+            try:
+                result = pool.submit(send_pending, engine, settings(sink.port)).result(timeout=30)
+            finally:
+                pool.shutdown(wait=False)  # a stuck drain goes on once the claim is rolled back
+            assert result.sent == 2 and row(engine, ids[0]).status == "pending"
+            sending.rollback()  # the holder is gone: nothing of its claim is left
+        assert send_pending(engine, settings(sink.port)).sent == 1
+        assert sorted(sent_ids(sink)) == sorted(row(engine, i).message_id for i in ids)
+    assert [row(engine, i).status for i in ids] == ["sent"] * 3
