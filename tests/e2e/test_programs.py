@@ -148,6 +148,8 @@ def one_daemon_cycle(every) -> daemon.Daemon:
     """One cycle of the daemon serving both programs, run here (no scheduler thread)."""
     service = daemon.Daemon(every, BackgroundScheduler(timezone="Asia/Tokyo"))
     service.gate.run()
+    for program in service.programs:
+        program.drop_connection()  # the kept IMAP logins: no cycle follows
     return service
 
 
