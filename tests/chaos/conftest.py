@@ -37,6 +37,8 @@ from tests.e2e.test_daemon_process import MAILBOT, burst_mail
 DEFAULT_N, DEFAULT_KILLS = 60, 5
 #: A start of `mailbot run` (imports, schema check, first login) to its first cycle.
 START_SECONDS = 90
+#: Reading, answering and sending one application at worst, on a loaded 2-core machine.
+SECONDS_PER_MAIL = 2.0
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,11 @@ def progress(engine) -> Progress:
                         count(OutboxMessage, OutboxMessage.status == "sent"))
 
 
+def patience(n: int) -> float:
+    """How long one daemon may take to go a step, at worst."""
+    return START_SECONDS + SECONDS_PER_MAIL * n
+
+
 def wait_for_progress(engine, steps: int, daemon: Daemon, timeout: float) -> Progress:
     """Until the burst has gone ``steps`` steps (Progress.steps) with ``daemon`` running."""
     reached: list[Progress] = []
@@ -353,3 +360,20 @@ def queue_in_arrival_order(engine, n: int) -> None:
     assert names == [company(i) for i in range(n)], "the queue is not in arrival order"
     numbers = [number for _name, number in queue]
     assert numbers == sorted(numbers), "reception numbers are not given in arrival order"
+
+
+def one_receipt_each(engine, smtp_sink, n: int) -> int:
+    """Each company got exactly one distinct reply, its receipt, the one its outbox row holds;
+    how many times a receipt was sent again (the same Message-ID a second time)."""
+    with Session(engine) as session:
+        rows = session.exec(select(OutboxMessage.to_addrs, OutboxMessage.message_id,
+                                   OutboxMessage.kind, OutboxMessage.status)).all()
+    assert len(rows) == n and {(kind, status) for _to, _id, kind, status in rows} == {("receipt", "sent")}, \
+        Counter((kind, status) for _to, _id, kind, status in rows)
+    queued = {to[0]: message_id for to, message_id, _kind, _status in rows}
+    received = receipts_by_sender(smtp_sink)
+    assert received.keys() == {sender(i) for i in range(n)}
+    twice = {address: ids for address, ids in received.items() if len(ids) != 1}
+    assert not twice, f"companies with more than one distinct reply: {twice}"
+    assert {address: next(iter(ids)) for address, ids in received.items()} == queued
+    return sum(times - 1 for ids in received.values() for times in ids.values())

@@ -17,19 +17,14 @@ from __future__ import annotations
 import random
 import time
 
-from sqlmodel import Session, select
-
 from mailbot.forms.sandbox import ORPHAN_CHECK_SECONDS
-from mailbot.models import OutboxMessage
-from tests.chaos.conftest import (START_SECONDS, burst, database, maildir_of, preload, progress,
-                                  queue_in_arrival_order, receipts_by_sender, sender, stored_once,
-                                  wait_for_progress, wait_until_gone)
+from tests.chaos.conftest import (burst, database, maildir_of, one_receipt_each, patience, preload,
+                                  progress, queue_in_arrival_order, stored_once, wait_for_progress,
+                                  wait_until_gone)
 
 #: A reader killed mid-PDF finishes it (well under a second here), then notices its parent
 #: is gone within ORPHAN_CHECK_SECONDS.
 ORPHAN_GRACE_SECONDS = 3 * ORPHAN_CHECK_SECONDS
-#: Reading, answering and sending one application at worst, on a loaded 2-core machine.
-SECONDS_PER_MAIL = 2.0
 
 
 def test_kill_9_at_random_points_of_a_burst_loses_nothing_and_answers_each_company_once(
@@ -56,11 +51,6 @@ def test_kill_9_at_random_points_of_a_burst_loses_nothing_and_answers_each_compa
           f"{len(readers)} wall_s={wall:.1f} seed={storm.seed}")
 
 
-def patience(n: int) -> float:
-    """How long one daemon may take to go a step, at worst."""
-    return START_SECONDS + SECONDS_PER_MAIL * n
-
-
 def kill_at_random_points(daemons, engine, storm) -> tuple[int, set[tuple[int, int]]]:
     """Start a daemon, SIGKILL it at the next random point, storm.kills times; the kills
     done (fewer if the burst was over before) and the processes the killed daemons had forked."""
@@ -77,19 +67,3 @@ def kill_at_random_points(daemons, engine, storm) -> tuple[int, set[tuple[int, i
         readers |= daemon.kill9()
         print(f"kill {number}: target {target} steps, reached {reached}, after: {progress(engine)}")
     return storm.kills, readers
-
-
-def one_receipt_each(engine, smtp_sink, n: int) -> int:
-    """Each company got exactly one distinct reply, the one its outbox row holds; how many
-    times a reply was sent again (the same Message-ID a second time)."""
-    with Session(engine) as session:
-        rows = session.exec(select(OutboxMessage.to_addrs, OutboxMessage.message_id,
-                                   OutboxMessage.kind, OutboxMessage.status)).all()
-    assert len(rows) == n and {status for *_rest, status in rows} == {"sent"}, rows[:5]
-    queued = {to[0]: message_id for to, message_id, _kind, _status in rows}
-    received = receipts_by_sender(smtp_sink)
-    assert received.keys() == {sender(i) for i in range(n)}
-    twice = {address: ids for address, ids in received.items() if len(ids) != 1}
-    assert not twice, f"companies with more than one distinct reply: {twice}"
-    assert {address: next(iter(ids)) for address, ids in received.items()} == queued
-    return sum(times - 1 for ids in received.values() for times in ids.values())

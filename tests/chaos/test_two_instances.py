@@ -17,9 +17,8 @@ import time
 
 import pytest
 
-from tests.chaos.conftest import (burst, database, maildir_of, preload, progress,
-                                  queue_in_arrival_order, stored_once, wait_for_progress)
-from tests.chaos.test_kill9 import one_receipt_each, patience
+from tests.chaos.conftest import (burst, database, maildir_of, one_receipt_each, patience, preload,
+                                  progress, queue_in_arrival_order, stored_once, wait_for_progress)
 
 pytestmark = pytest.mark.postgresql_only
 #: The survivor's next poll finds the lock free: a cycle a second, a login, a few steps.
