@@ -96,6 +96,26 @@ def test_the_lock_is_released_when_the_block_fails(database_url):
         assert mine
 
 
+@pytest.mark.postgresql_only
+def test_a_refused_poll_is_logged_when_it_changes_not_every_cycle(database_url, caplog):
+    """GIVEN another instance holding the folder WHEN this one tries three times, then gets it
+    THEN one line says another instance polls, one says this one polls again."""
+    imap = imap_for("logged")
+    other = FolderLock(make_engine(database_url), folder_key(imap))
+    engine = make_engine(database_url)
+    assert other.acquire()
+    with caplog.at_level("INFO", logger="mailbot.instances"):
+        for _ in range(3):
+            with polling(engine, imap) as mine:
+                assert not mine
+        other.release()
+        for _ in range(2):
+            with polling(engine, imap) as mine:
+                assert mine
+    lines = [record.getMessage() for record in caplog.records if record.name == "mailbot.instances"]
+    assert len(lines) == 2 and "another instance" in lines[0] and "again" in lines[1], lines
+
+
 HOLDER = """\
 import sys, time
 from mailbot.db import open_engine
