@@ -295,3 +295,30 @@ def test_a_row_another_instance_is_sending_is_passed_over_and_sent_once_that_ins
         assert send_pending(engine, settings(sink.port)).sent == 1
         assert sorted(sent_ids(sink)) == sorted(row(engine, i).message_id for i in ids)
     assert [row(engine, i).status for i in ids] == ["sent"] * 3
+
+
+@pytest.mark.sqlite_only(reason="SQLite's one writer at a time")
+def test_on_sqlite_staff_can_write_while_a_reply_is_being_sent(engine, tmp_path, monkeypatch):
+    """A send holds no write transaction on SQLite: a staff command writing meanwhile
+    gets the database at once (claiming rows as on PostgreSQL would block it for the send)."""
+    import sqlite3
+
+    from mailbot import outbox
+
+    queue_mail(engine)
+    real_send, writes = outbox._send, []
+
+    async def send_while_staff_writes(*args):
+        staff = sqlite3.connect(tmp_path / "mailbot.db", timeout=0.2, isolation_level=None)
+        try:
+            staff.execute("BEGIN IMMEDIATE")  # "database is locked" after 0.2 s if the drain held it
+            staff.execute("ROLLBACK")
+            writes.append("ok")
+        finally:
+            staff.close()
+        return await real_send(*args)
+
+    monkeypatch.setattr(outbox, "_send", send_while_staff_writes)
+    with SmtpSink() as sink:
+        assert send_pending(engine, settings(sink.port)).sent == 1
+    assert writes == ["ok"]
