@@ -1,11 +1,11 @@
 """kill -9 of `mailbot run` at random points of an opening-day burst, again and again (issue 7 item 5).
 
 N applications from N companies wait in the inbox (written into the Maildir, one second
-apart). A daemon is started, killed with SIGKILL when the burst has gone a random number of
-steps (a step: one mail stored, processed, moved out of the inbox, or its reply sent; so
-kills land in every phase of a cycle; each daemon goes at least one step), K times; then one
-more daemon finishes the work. No signal handler runs on SIGKILL: what survives is only
-what each transaction committed.
+apart). A daemon is started and killed with SIGKILL once the burst has gone a random number
+of steps further (a step: one mail stored, processed, moved out of the inbox, or its reply
+sent, so kills land in every phase of a cycle; the point is drawn from the work left, so
+the K kills spread over the whole burst), K times; then one more daemon finishes the work.
+No signal handler runs on SIGKILL: what survives is only what each transaction committed.
 Afterwards every mail is stored once and processed, one application per company, in arrival
 order; each company has exactly one receipt (a resend after a kill between the server's "250"
 and the row marked sent repeats the same Message-ID, and happens at most once per kill); and
@@ -18,9 +18,9 @@ import random
 import time
 
 from mailbot.forms.sandbox import ORPHAN_CHECK_SECONDS
-from tests.chaos.conftest import (burst, database, maildir_of, one_receipt_each, patience, preload,
-                                  progress, queue_in_arrival_order, stored_once, wait_for_progress,
-                                  wait_until_gone)
+from tests.chaos.conftest import (burst, database, maildir_of, next_target, one_receipt_each, patience,
+                                  preload, progress, queue_in_arrival_order, stored_once,
+                                  wait_for_progress, wait_until_gone)
 
 #: A reader killed mid-PDF finishes it (well under a second here), then notices its parent
 #: is gone within ORPHAN_CHECK_SECONDS.
@@ -57,13 +57,13 @@ def kill_at_random_points(daemons, engine, storm) -> tuple[int, set[tuple[int, i
     rng = random.Random(storm.seed)
     steps = 4 * storm.n  # stored, processed, moved, sent: each N at the end
     readers: set[tuple[int, int]] = set()
-    for number, target in enumerate(sorted(rng.sample(range(1, steps), storm.kills)), 1):
+    for number in range(1, storm.kills + 1):
         if (before := progress(engine).steps) >= steps:
             return number - 1, readers
-        # At least one step in this life: a target passed already would kill it in its start-up.
+        target = next_target(rng, before, steps, storm.kills - number + 1)
         daemon = daemons.start()
-        reached = wait_for_progress(engine, max(target, before + 1), daemon, timeout=patience(storm.n))
-        time.sleep(rng.uniform(0, 0.3))  # anywhere in the step after the target, too
+        reached = wait_for_progress(engine, target, daemon, timeout=patience(storm.n))
+        time.sleep(rng.uniform(0, 0.05))  # anywhere in the step after the target (sends take ~10 ms)
         readers |= daemon.kill9()
         print(f"kill {number}: target {target} steps, reached {reached}, after: {progress(engine)}")
     return storm.kills, readers

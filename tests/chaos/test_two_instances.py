@@ -17,8 +17,9 @@ import time
 
 import pytest
 
-from tests.chaos.conftest import (burst, database, maildir_of, one_receipt_each, patience, preload,
-                                  progress, queue_in_arrival_order, stored_once, wait_for_progress)
+from tests.chaos.conftest import (burst, database, maildir_of, next_target, one_receipt_each, patience,
+                                  preload, progress, queue_in_arrival_order, stored_once,
+                                  wait_for_progress)
 
 pytestmark = pytest.mark.postgresql_only
 #: The survivor's next poll finds the lock free: a cycle a second, a login, a few steps.
@@ -57,11 +58,12 @@ def kill_one_at_random_points(daemons, engine, storm) -> tuple[list, int]:
     rng = random.Random(storm.seed)
     steps = 4 * storm.n
     pair = [daemons.start(), daemons.start()]
-    for number, target in enumerate(sorted(rng.sample(range(1, steps), storm.kills)), 1):
+    for number in range(1, storm.kills + 1):
         if (before := progress(engine).steps) >= steps:
             return pair, number - 1
-        wait_for_progress(engine, max(target, before + 1), pair[0], timeout=patience(storm.n))
-        time.sleep(rng.uniform(0, 0.3))
+        target = next_target(rng, before, steps, storm.kills - number + 1)
+        wait_for_progress(engine, target, pair[0], timeout=patience(storm.n))
+        time.sleep(rng.uniform(0, 0.05))
         victim = rng.randrange(2)
         pair[victim].kill9()
         if (at := progress(engine)).steps < steps:  # the survivor alone takes the burst further
