@@ -76,8 +76,12 @@ class CycleReport:
 
     def summary(self) -> str:
         """One line for the log and `systemctl status`."""
-        polled = ("mailbox not reachable" if self.poll is None else
-                  f"{self.poll.stored} new, {self.poll.processed} processed, {self.poll.moved} moved")
+        if self.poll is None:
+            polled = "mailbox not reachable"
+        elif self.poll.other_instance:
+            polled = "another instance is polling the folder"
+        else:
+            polled = f"{self.poll.stored} new, {self.poll.processed} processed, {self.poll.moved} moved"
         return f"{polled}; {self.sent} sent, {self.retried} to retry, {self.failed} failed"
 
     def fields(self) -> dict[str, object]:
@@ -85,7 +89,7 @@ class CycleReport:
         counts: dict[str, object] = {"sent": self.sent, "retried": self.retried, "failed": self.failed}
         if self.poll is None:
             return {"polled": False, **counts}
-        return {"polled": True, "stored": self.poll.stored, "processed": self.poll.processed,
+        return {"polled": True, "other_instance": self.poll.other_instance, "stored": self.poll.stored, "processed": self.poll.processed,
                 "moved": self.poll.moved, **counts}
 
 

@@ -103,7 +103,9 @@ def thread_of(services: Services, msg: InboundMessage) -> str | None:
 def _handle(services, session, raw_id, msg: InboundMessage,
             verdict: Classification) -> tuple[str, dict | None]:
     """Run the class's handler; (the class, the fields of the "processed" line, None if not ours)."""
-    raw = session.get(RawMessage, raw_id, options=[WITHOUT_RAW])  # parsed already: not its bytes again
+    # Parsed already: not its bytes again. Locked (PostgreSQL): a `mailbot reprocess`, or an instance
+    # whose folder lock dropped mid-poll, waits here and then finds the mail no longer "new".
+    raw = session.get(RawMessage, raw_id, options=[WITHOUT_RAW], with_for_update=True)
     if raw.status != "new":  # another run finished it while we were reading the PDF
         return raw.mail_class or raw.status, None
     raw.sender, raw.subject, raw.message_id = msg.sender, msg.subject, msg.message_id
