@@ -24,7 +24,7 @@ from mailbot import adoption
 from mailbot import documents as step03
 from mailbot.cli import app, load_services
 from mailbot.commands import by_option
-from mailbot.db import transaction
+from mailbot.db import WITHOUT_RAW, raw_mail, transaction
 from mailbot.errors import MailError, WorkflowError
 from mailbot.intake import mime
 from mailbot.models import RawMessage
@@ -95,11 +95,10 @@ def _save(session: Session, files: list[dict], folder: Path) -> list[Path]:
 
 
 def _file_bytes(session: Session, raw_id: int | None, sha256: str) -> bytes | None:
-    raw = session.get(RawMessage, raw_id) if raw_id else None
-    if raw is None:
+    if not raw_id or session.get(RawMessage, raw_id, options=[WITHOUT_RAW]) is None:
         return None
     try:
-        attachments = mime.parse(raw.raw).attachments
+        attachments = mime.parse(raw_mail(session, raw_id)).attachments
     except MailError:
         return None
     return next((a.data for a in attachments if hashlib.sha256(a.data).hexdigest() == sha256), None)
