@@ -156,11 +156,20 @@ def test_sigterm_stops_the_watcher_and_the_daemon(imap_settings, smtp_sink, tmp_
     config_file.write_text(_daemon_config(imap_settings, smtp_sink.port, tmp_path), encoding="utf-8")
     process = subprocess.Popen([sys.executable, "-m", "mailbot.cli", "--config", str(config_file), "run"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
     try:
-        time.sleep(3)
+        # SIGTERM once the watcher is in IDLE (a fixed sleep was too short on a loaded machine:
+        # the signal came before the daemon had installed its handlers).
+        deadline = time.monotonic() + 60
+        while not any("IDLE watcher connected" in line for line in lines) and time.monotonic() < deadline:
+            assert process.poll() is None, "".join(lines)
+            time.sleep(0.1)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
-        log = process.stderr.read()
+        reader.join(timeout=5)
+        log = "".join(lines)
     finally:
         if process.poll() is None:
             process.kill()
