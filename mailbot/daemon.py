@@ -321,7 +321,8 @@ class Daemon:
         self.scheduler.add_listener(self._ready, EVENT_SCHEDULER_STARTED)
         for program in self.programs:
             if program.services.settings.imap.idle:
-                program.watcher = Watcher(program.services.settings.imap, self.gate.request).start()
+                with programs.working_on(program.services.program_id):  # its log lines name the program
+                    program.watcher = Watcher(program.services.settings.imap, self.gate.request).start()
         log.info("mailbot running: every %ss%s%s", self.services.settings.service.poll_seconds,
                  ", and on IMAP IDLE" if self.watcher else "", self._serving())
         self.scheduler.start()

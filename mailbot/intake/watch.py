@@ -18,6 +18,7 @@ alone carries on.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -48,7 +49,10 @@ class Watcher:
         self.idles = 0  # IDLE commands issued
         self.supported: bool | None = None  # None until the server said
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="imap-idle", daemon=True)
+        # The thread runs in the context it was made in: what marks the caller's log lines
+        # (whose program this is: mailbot.programs) marks the watcher's too.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run,), name="imap-idle", daemon=True)
 
     def start(self) -> Watcher:
         self._thread.start()

@@ -311,4 +311,7 @@ def test_the_daemon_process_answers_both_mailboxes(deployment, smtp_sink, tmp_pa
     lines = [json.loads(line) for line in process.log.splitlines()]
     assert sorted(line["program"] for line in lines if line["msg"] == "processed") == ["design", "ts"]
     assert {line["program"] for line in lines if line["msg"].startswith("cycle:")} == {"ts", "design"}
+    # Each mailbox's IDLE watcher (a thread of its own) names its program too.
+    watchers = [line.get("program") for line in lines if line["msg"].startswith("IDLE watcher connected")]
+    assert sorted(watchers) == ["design", "ts"], watchers
     assert deployment.ts.password not in process.log
