@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,8 +29,9 @@ from mailbot.db import open_engine
 from mailbot.intake.imap import Mailbox
 from mailbot.models import Application, OutboxMessage, RawMessage
 from mailbot.sink import SmtpSink
-from tests.e2e.conftest import PROGRAM_ADDRESS, mailbox, smtp_sink  # noqa: F401  (fixtures)
+from tests.e2e.conftest import mailbox, smtp_sink  # noqa: F401  (fixtures)
 from tests.e2e.test_daemon_process import MAILBOT, burst_mail
+from tests.e2e.test_daemon_process import config_text as daemon_config_text
 
 #: CI's size: a few kills over a burst that takes well under two minutes per database.
 DEFAULT_N, DEFAULT_KILLS = 60, 5
@@ -104,36 +104,10 @@ def maildir_of(server, username: str) -> Path:
 
 
 def config_text(imap: ImapSettings, smtp_port: int, workdir: Path, cap: int) -> str:
-    """A program open today with room for every company: the order is what is checked."""
-    today = date.today()
-    return f"""\
-[imap]
-host = "127.0.0.1"
-port = {imap.port}
-username = "{imap.username}"
-security = "none"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-from_address = "{PROGRAM_ADDRESS}"
-
-[database]
-url = "sqlite:///{workdir / 'mailbot.db'}"
-
-[program]
-opens = {today - timedelta(days=30)}
-closes = {today + timedelta(days=60)}
-cap = {cap}
-signature = "ジェトロ知的財産課"
-
-[service]
-poll_seconds = 1
-rules_dir = "{PROJECT_ROOT / 'rules'}"
-templates_dir = "{PROJECT_ROOT / 'templates'}"
-max_replies_per_recipient = 10
-"""
+    """A program open today with room for every company (the order is what is checked): the daemon
+    tests' config, with the shipped rules (no staff: a health alert has nobody to go to)."""
+    return daemon_config_text(imap, smtp_port, workdir, PROJECT_ROOT / "rules", cap,
+                              service="max_replies_per_recipient = 10")
 
 
 class Daemon:
