@@ -1,10 +1,12 @@
 """The opening-day burst: N applications at once, answered in arrival order (issue 7).
 
-    .venv/bin/python bench/burst.py [--n 1000] [--workers 2] [--pdf-workers 2]
+    .venv/bin/python bench/burst.py [--n 1000] [--workers 2] [--pdf-workers 2] [--profile FILE]
 
 Everything runs on this machine: a throwaway Dovecot (tests/dovecot.py, as
-the tests start it), an aiosmtpd SMTP sink, a SQLite database in a temp dir,
-the shipped rules and templates.
+the tests start it), an aiosmtpd SMTP sink in a child process of its own
+(mailbot.sink.SinkProcess: it keeps only how many mails came and to whom, so
+this process is the service alone), a SQLite database in a temp dir, the
+shipped rules and templates.
 
 1. N stamped application PDFs from N different companies are made (files in
    the temp dir; each distinct: company name, corporate number, address), wrapped in mails and
@@ -19,8 +21,14 @@ the shipped rules and templates.
    ``--workers`` processes: what reading them costs at the least.
 4. Printed: wall time, applications/s, the CPU per application of the
    service and of its PDF readers, the bare parse time, their ratio, the
-   peak RSS of this process (the service; PDF readers are children and
-   reported apart), and whether the queue order equals the arrival order.
+   peak RSS of this process (the service; PDF readers and the SMTP sink are
+   children and reported apart), and whether the queue order equals the
+   arrival order.
+
+``--profile FILE`` runs the service's cycles under cProfile and writes their
+pstats to FILE (this process only: the PDF readers are not in it; read it
+with ``python -m pstats FILE``). Profiling slows the service: its timings
+are then not the ones to compare.
 
 Goals (issue 7): ratio <= 1.25, order exact, RSS <= 300 MB at 10,000.
 The last line is fixed, for comparing runs:
@@ -34,6 +42,7 @@ import sys
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout, for tests/
 
 import argparse  # noqa: E402
+import cProfile  # noqa: E402
 import io  # noqa: E402
 import logging  # noqa: E402
 import resource  # noqa: E402
@@ -51,7 +60,7 @@ from mailbot.forms.fill import corporate_number, render_application, sample_valu
 from mailbot.intake.imap import Mailbox  # noqa: E402
 from mailbot.models import Application  # noqa: E402
 from mailbot.services import Services, build  # noqa: E402
-from mailbot.sink import SmtpSink  # noqa: E402
+from mailbot.sink import SinkProcess  # noqa: E402
 from tests.dovecot import Dovecot  # noqa: E402
 
 USER = "burst"
@@ -102,15 +111,18 @@ def preload(dovecot: Dovecot, services: Services, pdfs: list[Path]) -> None:
         tmp.rename(new)
 
 
-def serve_until_answered(services: Services, sink: SmtpSink, n: int, timeout: float) -> float:
-    """Seconds the service takes, cycle after cycle, until every company has its reply."""
+def serve_until_answered(services: Services, sink: SinkProcess, n: int, timeout: float,
+                         profiler: cProfile.Profile | None = None) -> float:
+    """Seconds the service takes, cycle after cycle, until every company has its reply.
+
+    With ``profiler``, only the cycles run under it: not the bench's own waiting."""
     started = time.monotonic()
-    while len(sink.messages) < n:
-        report = daemon.run_once(services)
+    while (arrived := sink.tally().mails) < n:
+        report = profiler.runcall(daemon.run_once, services) if profiler else daemon.run_once(services)
         if report.poll is None:
             raise RuntimeError("the poll failed: see the log")
         if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{len(sink.messages)} of {n} replies after {timeout:.0f} s")
+            raise TimeoutError(f"{arrived} of {n} replies after {timeout:.0f} s")
     return time.monotonic() - started
 
 
@@ -151,11 +163,13 @@ def main() -> None:
     parser.add_argument("--pdf-workers", type=int, default=2,
                         help="the service's PDF reader processes, [service] pdf_workers (default 2)")
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="write the pstats of the service's cycles (this process) to FILE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     dovecot = Dovecot().start()
     try:
-        with tempfile.TemporaryDirectory(prefix="burst") as workdir, SmtpSink() as sink:
+        with tempfile.TemporaryDirectory(prefix="burst") as workdir, SinkProcess() as sink:
             report(args, dovecot, sink, Path(workdir))
     finally:
         dovecot.stop()
@@ -172,27 +186,33 @@ def make_pdfs(n: int, folder: Path) -> list[Path]:
     return paths
 
 
-def report(args, dovecot: Dovecot, sink: SmtpSink, workdir: Path) -> None:
+def report(args, dovecot: Dovecot, sink: SinkProcess, workdir: Path) -> None:
     services = make_services(dovecot, sink.port, workdir, args.n, args.pdf_workers)
     pdf_files = make_pdfs(args.n, workdir / "pdf")
     preload(dovecot, services, pdf_files)
+    profiler = cProfile.Profile() if args.profile else None
     cpu_before = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
-    wall = serve_until_answered(services, sink, args.n, args.timeout)
+    wall = serve_until_answered(services, sink, args.n, args.timeout, profiler)
     # The PDF readers, once stopped and reaped, count among this process's children.
     services.read_form.close(timeout=60)
     cpu = (cpu_seconds(resource.RUSAGE_SELF) - cpu_before[0],
            cpu_seconds(resource.RUSAGE_CHILDREN) - cpu_before[1])
     order = "exact" if queue_in_arrival_order(services, args.n) else "wrong"
-    replies = len({tuple(m.rcpt_tos) for m in sink.messages})
+    # The sink is still running: stopping (reaping) it now would add its CPU to the PDF readers'.
+    answered = sink.tally()
     # Before the bare parse: its worker processes would count as the service's children.
     rss, children = peak_rss_mb(resource.RUSAGE_SELF), peak_rss_mb(resource.RUSAGE_CHILDREN)
     parse = bare_parse([path.read_bytes() for path in pdf_files], args.workers)
-    print(f"service: {args.n} applications in {wall:.1f} s, {replies} distinct recipients answered, "
-          f"{len(sink.messages)} mails; queue order {order}", flush=True)
+    print(f"service: {args.n} applications in {wall:.1f} s, {answered.recipients} distinct recipients "
+          f"answered, {answered.mails} mails; queue order {order}", flush=True)
     print(f"CPU per application: service {cpu[0] / args.n * 1000:.0f} ms, PDF readers "
           f"{cpu[1] / args.n * 1000:.0f} ms ({services.settings.service.pdf_workers} processes)", flush=True)
+    sink_rss = sink.stop().peak_rss_mb
     print(f"bare pdfplumber on {args.workers} processes: {parse:.1f} s; peak RSS service "
-          f"{rss:.0f} MB, largest child {children:.0f} MB", flush=True)
+          f"{rss:.0f} MB, largest child {children:.0f} MB, SMTP sink {sink_rss:.0f} MB", flush=True)
+    if profiler:
+        profiler.dump_stats(args.profile)
+        print(f"profile of the service's cycles: {args.profile} (python -m pstats)", flush=True)
     print(f"burst n={args.n} wall_s={wall:.1f} apps_per_s={args.n / wall:.1f} "
           f"parse_ratio={wall / parse:.2f} order={order} rss_mb={rss:.0f}")
 

@@ -8,11 +8,23 @@ the whole DATA) with any reply code, to show how the sender handles 4xx/5xx::
         ... send to 127.0.0.1:sink.port ...
         (mail,) = sink.wait_for(1, timeout=5)
         mail.message["Subject"]
+
+A long run that must not count the sink's memory as its own (bench/burst.py)
+runs it in a child process that keeps only a tally: how many mails, and to
+which distinct recipient lists (``python -m mailbot.sink``, driven by
+:class:`SinkProcess`)::
+
+    with SinkProcess() as sink:
+        ... send to 127.0.0.1:sink.port ...
+        sink.tally().mails
 """
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from email import policy
@@ -136,3 +148,107 @@ class SmtpSink:
         with self._changed:
             self._messages.append(mail)
             self._changed.notify_all()
+
+
+class TallySink(SmtpSink):
+    """An SMTP sink that counts what it accepts and forgets the bytes (for long runs)."""
+
+    def __init__(self, port: int | None = None):
+        super().__init__(port)
+        self.mails = 0
+        self.recipients: set[tuple[str, ...]] = set()
+
+    def _record(self, mail_from: str, rcpt_tos: list[str], content: bytes, user: str | None) -> None:
+        with self._changed:
+            self.mails += 1
+            self.recipients.add(tuple(rcpt_tos))
+            self._changed.notify_all()
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What a :class:`SinkProcess` accepted so far, and the peak RSS of its process."""
+
+    mails: int
+    recipients: int
+    peak_rss_mb: float
+
+
+class SinkProcess:
+    """A :class:`TallySink` in a child process (``python -m mailbot.sink``); a context manager.
+
+    The parent writes one line to ask, the child answers with one JSON
+    line: a :class:`Tally`. Closing the child's stdin stops it.
+    """
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self._child: subprocess.Popen | None = None
+
+    def start(self) -> SinkProcess:
+        """Start the child; returns once it listens (its first tally)."""
+        self._child = subprocess.Popen([sys.executable, "-m", "mailbot.sink", str(self.port)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._read()
+        return self
+
+    def tally(self) -> Tally:
+        """How many mails arrived so far, to how many distinct recipient lists."""
+        self._child.stdin.write("tally\n")
+        self._child.stdin.flush()
+        return self._read()
+
+    def stop(self, timeout: float = 10.0) -> Tally:
+        """Stop the child; its last tally (the peak RSS is that of its whole life)."""
+        self._child.stdin.close()
+        last = self._read()
+        self._child.wait(timeout)
+        return last
+
+    def _read(self) -> Tally:
+        line = self._child.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the SMTP sink process ended (exit {self._child.poll()})")
+        return Tally(**json.loads(line))
+
+    def __enter__(self) -> SinkProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        if self._child.stdin.closed:  # stopped already
+            return
+        self._child.stdin.close()
+        try:
+            self._child.wait(10)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait()
+
+
+def _serve_tally(port: int) -> None:
+    """The child's side: a tally on start, on every line read, and at end of input."""
+    with TallySink(port) as sink:
+        _say(sink)
+        for _ in sys.stdin:
+            _say(sink)
+        _say(sink)
+
+
+def _say(sink: TallySink) -> None:
+    with sink._changed:
+        mails, recipients = sink.mails, len(sink.recipients)
+    print(json.dumps({"mails": mails, "recipients": recipients, "peak_rss_mb": _peak_rss_mb()}), flush=True)
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries that over
+    exec, so a child spawned by a 200 MB parent would report the parent's 200 MB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+if __name__ == "__main__":
+    _serve_tally(int(sys.argv[1]))

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailbot.sink import SmtpSink, free_port
+from mailbot.sink import SinkProcess, SmtpSink, free_port
 
 
 def mail(subject: str = "件名テスト") -> EmailMessage:
@@ -76,3 +76,37 @@ def test_a_fixed_port_and_stop():
     sink.stop()
     with pytest.raises(OSError):
         smtplib.SMTP("127.0.0.1", port, timeout=2)
+
+
+def test_sink_process_counts_mails_and_distinct_recipients_in_a_child():
+    with SinkProcess() as sink:
+        first = sink.tally()
+        assert (first.mails, first.recipients) == (0, 0)
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=5) as client:
+            client.send_message(mail(), to_addrs=["b@example.jp"])
+            client.send_message(mail(), to_addrs=["b@example.jp"])
+            client.send_message(mail(), to_addrs=["c@example.jp", "d@example.jp"])
+        got = sink.tally()
+        last = sink.stop()
+    assert (got.mails, got.recipients) == (3, 2) and (last.mails, last.recipients) == (3, 2)
+    # Its own process: the memory of the Python that runs aiosmtpd, not this one's.
+    assert 10 < last.peak_rss_mb < 200
+    with pytest.raises(OSError):
+        smtplib.SMTP("127.0.0.1", sink.port, timeout=2)
+
+
+def test_sink_process_stops_on_leaving_the_block():
+    with SinkProcess() as sink:
+        port = sink.port
+    with pytest.raises(OSError):
+        smtplib.SMTP("127.0.0.1", port, timeout=2)
+
+
+def test_sink_process_reports_its_own_peak_rss_not_its_parents():
+    """Linux keeps ru_maxrss across exec: a child of a big parent must not report the parent's peak."""
+    ballast = bytearray(200 * 1024 * 1024)  # this process: 200 MB more, touched (zeroed pages count once written)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])
+    with SinkProcess() as sink:
+        peak = sink.stop().peak_rss_mb
+    del ballast
+    assert 10 < peak < 120
