@@ -134,8 +134,8 @@ def new_application(handling: Handling, reading: FormReading) -> Application:
         thread_message_id=handling.msg.message_id,
     )
     _record_reading(app, reading, [])
-    handling.session.add(app)
-    handling.session.flush()  # the id, for the history row
+    # start() adds and flushes it (the id, for the history row): flushed here first, the
+    # row was inserted, then updated, and start() looked up a history it cannot have yet.
     workflow.start(handling.session, app, "received", actor=ACTOR,
                    reason="application mail received", raw_message_id=handling.raw.id)
     return app
