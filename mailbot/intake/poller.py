@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from mailbot import instances, logs, pipeline
@@ -115,10 +115,11 @@ def store_new(services: Services, box: Mailbox, uidvalidity: int) -> int:
         known = set(session.exec(select(RawMessage.uid).where(
             RawMessage.folder == folder, RawMessage.uidvalidity == uidvalidity,
             RawMessage.uid >= start)).all())
+        renumbered = stored_under_other_uidvalidity(session, folder, uidvalidity)
     new = [uid for uid in box.uids(start) if uid not in known]
     fetched = set()
     for mail in box.fetch(new):
-        _store(services, folder, mail)
+        _store(services, folder, mail, renumbered)
         fetched.add(mail.uid)
     if fetched == set(new):
         # A UID the server listed but did not hand over is asked for again next
@@ -145,11 +146,22 @@ def _save_uidnext(services: Services, folder: str, uidvalidity: int, uidnext: in
         session.add(state)
 
 
-def _store(services: Services, folder: str, mail: FetchedMail) -> None:
+def stored_under_other_uidvalidity(session: Session, folder: str, uidvalidity: int) -> bool:
+    """Whether this folder has mail stored under another UIDVALIDITY (it was renumbered once).
+
+    Nearly never: then no new mail can be a copy of stored mail, and storing
+    it skips that search (two queries a mail; asked once a poll instead)."""
+    other = or_(RawMessage.uidvalidity < uidvalidity, RawMessage.uidvalidity > uidvalidity)  # two index ranges
+    return session.exec(select(RawMessage.id).where(RawMessage.folder == folder, other).limit(1)).first() is not None
+
+
+def _store(services: Services, folder: str, mail: FetchedMail, renumbered: bool = True) -> None:
+    """Store one fetched mail raw, as "duplicate" when it is a copy of mail stored before a
+    renumbering (only searched for when ``renumbered``: see stored_under_other_uidvalidity)."""
     digest = hashlib.sha256(mail.raw).hexdigest()
     message_id = header_message_id(mail.raw)
     with transaction(services.engine) as session:
-        seen = _same_mail_elsewhere(session, folder, mail, digest, message_id)
+        seen = _same_mail_elsewhere(session, folder, mail, digest, message_id) if renumbered else None
         session.add(RawMessage(
             folder=folder, uidvalidity=mail.uidvalidity, uid=mail.uid, arrived_at=mail.arrived_at,
             size=len(mail.raw), sha256=digest, message_id=message_id, raw=mail.raw,

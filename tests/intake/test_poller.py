@@ -126,8 +126,8 @@ def test_a_crash_mid_store_loses_nothing_and_stores_nothing_twice(services, imap
     real_store = poller._store
     calls = []
 
-    def dying_store(services_, folder, mail):
-        real_store(services_, folder, mail)
+    def dying_store(services_, folder, mail, *renumbered):
+        real_store(services_, folder, mail, *renumbered)
         calls.append(mail.uid)
         if len(calls) == 1:
             raise ImapError("connection reset by peer (test)")
@@ -353,3 +353,29 @@ def test_quarantined_and_processed_mail_go_to_their_own_folder_in_one_move_each(
     assert moves == [(2, "mailbot/quarantine"), (3, "mailbot/processed")]
     assert Counter(r.status for r in rows(services)) == {"quarantined": 2, "processed": 3}
     assert (folder_size(imap_settings, "mailbot/quarantine"), folder_size(imap_settings, "mailbot/processed")) == (2, 3)
+
+
+def test_only_a_renumbered_folder_is_searched_for_copies(services, imap_settings, monkeypatch):
+    """The search for copies of stored mail (two queries a mail) runs only when the folder
+    holds mail under another UIDVALIDITY: not on a folder that was never renumbered."""
+    searched = []
+    real_search = poller._same_mail_elsewhere
+    monkeypatch.setattr(poller, "_same_mail_elsewhere", lambda *args: searched.append(args) or real_search(*args))
+    folder = "applications"
+    make_folder(imap_settings, folder)
+    services.settings = services.settings.model_copy(
+        update={"imap": services.settings.imap.model_copy(update={"folder": folder})})
+    append(services.settings.imap, question(1))
+    box, uidvalidity = _selected(services.settings.imap)
+    with Session(services.engine) as session:
+        assert not poller.stored_under_other_uidvalidity(session, folder, uidvalidity)
+    assert poller.store_new(services, box, uidvalidity) == 1 and searched == []
+    with Session(services.engine) as session:
+        assert not poller.stored_under_other_uidvalidity(session, folder, uidvalidity)
+        assert poller.stored_under_other_uidvalidity(session, folder, uidvalidity + 1)
+        assert poller.stored_under_other_uidvalidity(session, folder, uidvalidity - 1)
+        assert not poller.stored_under_other_uidvalidity(session, "elsewhere", uidvalidity + 1)
+    recreate(imap_settings, folder)
+    append(services.settings.imap, question(1))
+    assert poller.store_new(services, *_selected(services.settings.imap)) == 1 and len(searched) == 1
+    assert [r.status for r in rows(services)] == ["new", "duplicate"]
