@@ -211,7 +211,7 @@ async def drain(
     now = _utc(now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     if engine.dialect.name == "postgresql":
         return await _drain_claiming(engine, smtp, now, limit, stop)
-    due = _due(engine, now, limit)
+    due, with_files = _due(engine, now, limit)
     result = DrainResult()
     if not due:
         return result
@@ -219,7 +219,7 @@ async def drain(
     for row in due:
         if stop is not None and stop():
             break
-        lost = await _deliver(engine, client, row, smtp, now, result, lost)
+        lost = await _deliver(engine, client, row, smtp, now, result, lost, row.id in with_files)
     if client is not None:
         await _quit(client)
     return result
@@ -230,15 +230,17 @@ def send_pending(engine: Engine, smtp: SmtpSettings, **kwargs) -> DrainResult:
     return asyncio.run(drain(engine, smtp, **kwargs))
 
 
-def _due(engine: Engine, now: datetime, limit: int | None) -> list[OutboxMessage]:
-    query = (
-        select(OutboxMessage)
-        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-    )
+def _due(engine: Engine, now: datetime, limit: int | None) -> tuple[list[OutboxMessage], set[int]]:
+    """The due rows in id order, and the ids of those that carry files.
+
+    Most mail has no file: asking which do, once, spares each of them a
+    transaction of its own that only finds none (~0.5 ms a mail)."""
+    due = (OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+    query = select(OutboxMessage).where(*due).order_by(OutboxMessage.id).limit(limit)
+    with_files = select(OutboxAttachment.outbox_id).distinct().join(
+        OutboxMessage, OutboxMessage.id == OutboxAttachment.outbox_id).where(*due)
     with transaction(engine) as session:
-        return list(session.exec(query))
+        return list(session.exec(query)), set(session.exec(with_files))
 
 
 async def _drain_claiming(engine: Engine, smtp: SmtpSettings, now: datetime, limit: int | None,
@@ -332,15 +334,18 @@ class _Sent:
 
 async def _deliver(
     engine: Engine, client: aiosmtplib.SMTP | None, row: OutboxMessage, smtp: SmtpSettings,
-    now: datetime, result: DrainResult, lost: _Failure | None,
+    now: datetime, result: DrainResult, lost: _Failure | None, has_files: bool,
 ) -> _Failure | None:
     """Send one row (unless the connection is lost) and record the outcome; returns ``lost``.
 
     The send runs outside any write transaction; the outcome is recorded in
-    its own small one (SQLite: a writer blocks every other writer).
+    its own small one (SQLite: a writer blocks every other writer). Its files
+    are read only when it ``has_files``.
     """
-    with Session(engine) as session:
-        files = attachments_of(session, row.id)
+    files = []
+    if has_files:
+        with Session(engine) as session:
+            files = attachments_of(session, row.id)
     outcome = await _attempt(client, row, files, smtp, lost)
     with transaction(engine) as session:
         return _record(session.get(OutboxMessage, row.id), outcome, smtp, now, result)
