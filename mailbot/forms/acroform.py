@@ -349,7 +349,7 @@ def which_form(found: list[Widget]) -> tuple[layout.FormSpec, list[tuple[Target,
 def read_acroform(data: bytes, pdf, reader: PdfReader | None = None) -> FormReading | None:
     """The form read from its widgets; None when the PDF has none of ours filled in.
 
-    ``pdf`` is the open pdfplumber.PDF of ``data`` (for the page count);
+    ``pdf`` is any open PDF of ``data`` with ``pages`` (pdfplumber's, pypdf's: the page count);
     ``reader`` pypdf's, when the caller already has one. A form without a
     印 (the consultation form) gets NO_SEAL, as the text reader gives it.
     """

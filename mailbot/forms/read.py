@@ -3,8 +3,12 @@
 The order of work, cheapest and surest first:
 1. preflight: not a PDF, encrypted, broken, too many pages, bombs -> PdfError;
 2. a fillable PDF's form fields (acroform.py): the values are not in the page text;
-3. the text layer (text.py): Word/LibreOffice exports, our own form;
-4. OCR (ocr.py), only for pages without usable text (scans, fonts without a
+3. the text layer (text.py) as pdfium reads it (pdfium_pages.py): Word/LibreOffice
+   exports, our own form, in a few milliseconds a page;
+4. the text layer as pdfplumber reads it, when pdfium's found no form or the
+   pages are not plain (rotated, shifted): pdfplumber is the reference reader,
+   and its verdict on garbled text sends a page to OCR;
+5. OCR (ocr.py), only for pages without usable text (scans, fonts without a
    Unicode map), at most MAX_OCR_PAGES of them: seconds per page.
 Parsing hostile PDFs in a child process with time and memory caps is the
 caller's job (forms/sandbox.py); this module is the in-process part.
@@ -21,7 +25,9 @@ import pdfplumber
 from pdfminer.psexceptions import PSException
 from pdfplumber.utils.exceptions import PdfminerException
 
-from mailbot.forms import acroform, active, ocr, preflight, text
+import pypdfium2 as pdfium
+
+from mailbot.forms import acroform, active, ocr, pdfium_pages, preflight, text
 from mailbot.forms.reading import FormReading
 
 
@@ -57,14 +63,28 @@ def read_form(data: bytes, *, max_pages: int = 50) -> FormReading:
     """
     reader = preflight.checked_reader(data, max_pages)
     pages = len(reader.pages)
-    with _open(data) as pdf:
-        reading = acroform.read_acroform(data, pdf, reader) or text.find_form(data, pdf)
-        scans = [] if reading else pages_for_ocr(pdf)
+    reading = acroform.read_acroform(data, reader, reader) or _text_by_pdfium(data, reader)
+    scans: list[int] = []
+    if reading is None:
+        with _open(data) as pdf:
+            reading = text.find_form(data, pdf)
+            scans = [] if reading else pages_for_ocr(pdf)
     if reading is None and scans:
         reading = ocr.read_scanned(data, scans[:MAX_OCR_PAGES])
     if reading is None:
         reading = FormReading(form=None, source="ocr" if scans else "text", pages=pages, form_page=None)
     return dataclasses.replace(reading, pages=pages, active_content=_active_content(reader))
+
+
+def _text_by_pdfium(data: bytes, reader) -> FormReading | None:
+    """The form read from pdfium's text layer; None leaves the PDF to pdfplumber."""
+    try:
+        with pdfium_pages.Document(data, reader) as pdf:
+            return text.find_form(data, pdf)
+    except pdfium_pages.NotSimple:
+        return None
+    except pdfium.PdfiumError:
+        return None  # pdfplumber then says what is wrong with the file (PdfError)
 
 
 def _active_content(reader) -> tuple[str, ...]:

@@ -57,6 +57,11 @@ def is_red(color: object) -> bool:
         return False
     if not all(isinstance(v, (int, float)) for v in color):
         return False  # a pattern colour
+    return _is_red(tuple(color))
+
+
+@lru_cache(maxsize=4096)  # a page has a handful of colours and a thousand objects in them
+def _is_red(color: tuple) -> bool:
     rgb = color if len(color) == 3 else tuple((1 - v) * (1 - color[3]) for v in color[:3])
     h, s, v = colorsys.rgb_to_hsv(*rgb)
     return (h <= 20 / 360 or h >= 330 / 360) and s >= 60 / 255 and v >= 70 / 255
