@@ -149,23 +149,33 @@ def _plain_bbox(page: PageObject) -> tuple[float, float, float, float] | None:
 
 def _chars(textpage: pdfium.PdfTextPage, height: float, doctop: float, number: int) -> Iterator[dict]:
     """Every character pdfium found in the content (not its generated spaces and breaks)."""
-    tp = textpage.raw
-    box, matrix = fpdf.FS_RECTF(), fpdf.FS_MATRIX()
-    for i in range(fpdf.FPDFText_CountChars(tp)):
-        if fpdf.FPDFText_IsGenerated(tp, i) == 1:
+    tp, f = textpage.raw, fpdf
+    box = f.FS_RECTF()
+    box_ref = ctypes.byref(box)  # made once: a page has ~1,000 chars, each ctypes call counts
+    styles: dict[int | None, tuple] = {}  # size and colours are the text object's: asked once each
+    for i in range(f.FPDFText_CountChars(tp)):
+        if f.FPDFText_IsGenerated(tp, i) == 1:
             continue
-        fpdf.FPDFText_GetMatrix(tp, i, matrix)
-        if matrix.b or matrix.c or matrix.a <= 0 or matrix.d <= 0:
-            raise NotSimple("turned or mirrored text")
-        fpdf.FPDFText_GetLooseCharBox(tp, i, box)
-        size = fpdf.FPDFText_GetFontSize(tp, i)
-        top = height - (box.bottom + size)
+        key = ctypes.cast(f.FPDFText_GetTextObject(tp, i), ctypes.c_void_p).value
+        size, fill, stroke = styles.get(key) or styles.setdefault(key, _style(tp, i))
+        f.FPDFText_GetLooseCharBox(tp, i, box_ref)
+        x0, x1, y0 = box.left, box.right, box.bottom
+        top = height - (y0 + size)
         yield {"object_type": "char", "page_number": number, "text": _text(tp, i),
-               "x0": box.left, "x1": box.right, "y0": box.bottom, "y1": box.bottom + size,
+               "x0": x0, "x1": x1, "y0": y0, "y1": y0 + size,
                "top": top, "bottom": top + size, "doctop": doctop + top,
-               "width": box.right - box.left, "height": size, "size": size, "upright": True,
-               "non_stroking_color": _colour(fpdf.FPDFText_GetFillColor, tp, i),
-               "stroking_color": _colour(fpdf.FPDFText_GetStrokeColor, tp, i)}
+               "width": x1 - x0, "height": size, "size": size, "upright": True,
+               "non_stroking_color": fill, "stroking_color": stroke}
+
+
+def _style(tp, i: int) -> tuple[float, tuple | None, tuple | None]:
+    """Font size, fill and stroke colour of character i's text object; NotSimple when it is turned."""
+    matrix = fpdf.FS_MATRIX()
+    fpdf.FPDFText_GetMatrix(tp, i, matrix)
+    if matrix.b or matrix.c or matrix.a <= 0 or matrix.d <= 0:
+        raise NotSimple("turned or mirrored text")
+    return (fpdf.FPDFText_GetFontSize(tp, i), _colour(fpdf.FPDFText_GetFillColor, tp, i),
+            _colour(fpdf.FPDFText_GetStrokeColor, tp, i))
 
 
 def _text(tp, i: int) -> str:
