@@ -211,15 +211,26 @@ async def drain(
     now = _utc(now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     if engine.dialect.name == "postgresql":
         return await _drain_claiming(engine, smtp, now, limit, stop)
-    due, with_files = _due(engine, now, limit)
-    result = DrainResult()
-    if not due:
-        return result
-    client, lost = await _open(smtp)
-    for row in due:
-        if stop is not None and stop():
+    return await _drain_by_pages(engine, smtp, now, limit, stop)
+
+
+async def _drain_by_pages(engine: Engine, smtp: SmtpSettings, now: datetime, limit: int | None,
+                          stop: Callable[[], bool] | None) -> DrainResult:
+    """SQLite: the due rows, DRAIN_PAGE at a time, over one connection opened for the first."""
+    result, client, lost, after, handled, stopped = DrainResult(), None, None, 0, 0, False
+    while not stopped and (limit is None or handled < limit):
+        page = DRAIN_PAGE if limit is None else min(DRAIN_PAGE, limit - handled)
+        due, with_files = _due(engine, now, page, after)
+        if not due:
             break
-        lost = await _deliver(engine, client, row, smtp, now, result, lost, row.id in with_files)
+        if client is None and lost is None:
+            client, lost = await _open(smtp)
+        for row in due:
+            if stopped := (stop is not None and stop()):
+                break
+            lost = await _deliver(engine, client, row, smtp, now, result, lost, row.id in with_files)
+            handled += 1
+        after = due[-1].id
     if client is not None:
         await _quit(client)
     return result
@@ -230,17 +241,26 @@ def send_pending(engine: Engine, smtp: SmtpSettings, **kwargs) -> DrainResult:
     return asyncio.run(drain(engine, smtp, **kwargs))
 
 
-def _due(engine: Engine, now: datetime, limit: int | None) -> tuple[list[OutboxMessage], set[int]]:
-    """The due rows in id order, and the ids of those that carry files.
+#: Due rows loaded at a time by the SQLite drain: an opening-day burst leaves thousands
+#: pending at once, and 10,000 loaded together cost ~30 MB of the service's memory.
+DRAIN_PAGE = 200
 
-    Most mail has no file: asking which do, once, spares each of them a
-    transaction of its own that only finds none (~0.5 ms a mail)."""
-    due = (OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+
+def _due(engine: Engine, now: datetime, limit: int, after: int) -> tuple[list[OutboxMessage], set[int]]:
+    """The next ``limit`` due rows past id ``after`` in id order, and the ids of those that carry files.
+
+    Most mail has no file: asking which do, once a page, spares each of them
+    a transaction of its own that only finds none (~0.35 ms a mail)."""
+    due = (OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now, OutboxMessage.id > after)
     query = select(OutboxMessage).where(*due).order_by(OutboxMessage.id).limit(limit)
-    with_files = select(OutboxAttachment.outbox_id).distinct().join(
-        OutboxMessage, OutboxMessage.id == OutboxAttachment.outbox_id).where(*due)
     with transaction(engine) as session:
-        return list(session.exec(query)), set(session.exec(with_files))
+        rows = list(session.exec(query))
+        if not rows:
+            return rows, set()
+        with_files = select(OutboxAttachment.outbox_id).distinct().join(
+            OutboxMessage, OutboxMessage.id == OutboxAttachment.outbox_id).where(
+            *due, OutboxMessage.id <= rows[-1].id)
+        return rows, set(session.exec(with_files))
 
 
 async def _drain_claiming(engine: Engine, smtp: SmtpSettings, now: datetime, limit: int | None,

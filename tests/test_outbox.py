@@ -11,6 +11,7 @@ from sqlmodel import select
 from mailbot.config import SmtpSettings
 from mailbot.db import make_engine, transaction
 from mailbot.models import OutboxMessage
+from mailbot import outbox
 from mailbot.outbox import OutgoingFile, backoff, build_email, drain, enqueue, send_pending
 from mailbot.sink import SmtpSink, free_port
 
@@ -322,3 +323,32 @@ def test_on_sqlite_staff_can_write_while_a_reply_is_being_sent(engine, tmp_path,
     with SmtpSink() as sink:
         assert send_pending(engine, settings(sink.port)).sent == 1
     assert writes == ["ok"]
+
+
+def test_a_drain_longer_than_a_page_sends_every_row_once_in_order(engine, monkeypatch):
+    """The SQLite drain loads DRAIN_PAGE due rows at a time (a burst's thousands of replies
+    are not all held at once): across pages every row goes once, in id order; limit and
+    stop count across pages too."""
+    monkeypatch.setattr(outbox, "DRAIN_PAGE", 2)
+    ids = [queue_mail(engine, to=(f"c{n}@example.co.jp",)) for n in range(7)]
+    with SmtpSink() as sink:
+        limited = send_pending(engine, settings(sink.port), limit=3)
+        stopped = send_pending(engine, settings(sink.port), stop=lambda: len(sink.messages) >= 5)
+        rest = send_pending(engine, settings(sink.port))
+        got = sink.wait_for(7)
+    assert (limited.sent, stopped.sent, rest.sent) == (3, 2, 2)
+    assert [m.rcpt_tos[0] for m in got] == [f"c{n}@example.co.jp" for n in range(7)]
+    assert all(row(engine, i).status == "sent" for i in ids)
+
+
+def test_a_page_of_a_drain_sends_its_files_and_skips_rows_without(engine, monkeypatch):
+    monkeypatch.setattr(outbox, "DRAIN_PAGE", 2)
+    ics = b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
+    invite = [OutgoingFile("invite.ics", "text/calendar; method=REQUEST", ics)]
+    for n, attached in enumerate([(), invite, (), invite]):  # pages: (0, 1), (2, 3)
+        queue_mail(engine, to=(f"c{n}@example.co.jp",), attachments=attached)
+    with SmtpSink() as sink:
+        assert send_pending(engine, settings(sink.port)).sent == 4
+        got = sink.wait_for(4)
+    assert [[p.get_payload(decode=True) for p in m.message.iter_attachments()] for m in got] == [
+        [], [ics], [], [ics]]
