@@ -1,13 +1,10 @@
 """Raw message bytes → :class:`InboundMessage`, Japanese decoded right.
 
-The standard library's parser reads the MIME structure; the text itself is
-decoded here from its message object, because the library's own decoding (and
-mail-parser's) ignores the charset of 7bit/8bit parts and garbles CP932
-extensions (see ../shared/notes/japanese-mail.md). All charset work goes
-through :mod:`mailbot.intake.japanese`. mail-parser is not used: it built this
-same message object with ``email.message_from_bytes`` and then decoded every
-part and header again into results nobody read (~1 ms a mail, a third of the
-parse), and raised on broken encoded-words that are decoded leniently here.
+mail-parser reads the MIME structure; the text itself is decoded here from
+its standard-library message object, because mail-parser ignores the charset
+of 7bit/8bit parts and garbles CP932 extensions (see
+../shared/notes/japanese-mail.md). All charset work goes through
+:mod:`mailbot.intake.japanese`.
 """
 
 from __future__ import annotations
@@ -15,15 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import logging
 import quopri
 import re
 import secrets
 from datetime import datetime
-from email.errors import StartBoundaryNotFoundDefect
+from email.errors import MessageError, StartBoundaryNotFoundDefect
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import ClassVar
+
+import mailparser
+from mailparser.exceptions import MailParserError
 
 from mailbot.errors import ParseError
 from mailbot.intake import archives
@@ -36,6 +37,7 @@ from mailbot.intake.japanese import (
 )
 from mailbot.intake.message import Attachment, InboundMessage
 
+log = logging.getLogger(__name__)
 
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 #: Control characters (C0, DEL, C1) and the Unicode line and paragraph separators:
@@ -77,7 +79,13 @@ def _load(raw: bytes) -> Message:
     if not raw or not raw.strip():
         raise ParseError("empty message")
     small, cuts = cut_big_runs(raw)
-    msg = _standard_parse(small)
+    try:
+        msg = mailparser.parse_from_bytes(small).message
+    except (MailParserError, MessageError, ValueError) as exc:
+        # mail-parser decodes headers eagerly and trips over broken encoded-words
+        # that we decode leniently; its message object is the stdlib's, so build that.
+        log.warning("mail-parser failed (%s); using the standard parser", exc)
+        msg = _standard_parse(small)
     if not msg.keys():
         raise ParseError("no header fields: not an e-mail message")
     _refuse_deep_nesting(msg)

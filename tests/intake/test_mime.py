@@ -182,7 +182,7 @@ def test_forwarded_message_in_base64_is_still_searched():
 
 
 def test_broken_encoded_word_in_from_does_not_lose_the_mail():
-    # mail-parser raised on this header (it is no longer used); the message must still parse.
+    # mail-parser raises on this header; the message must still parse.
     msg = parse(mail("From: =?utf-8?B?5L2=Q?= <sato@example.jp>", "Subject: x", body=b"body"))
     assert msg.sender == "sato@example.jp"
     assert msg.text == "body"
