@@ -16,6 +16,7 @@ so no row is sent by two of them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -153,7 +154,7 @@ def build_email(row: OutboxMessage, smtp: SmtpSettings,
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = Address(display_name=smtp.from_name, addr_spec=smtp.from_address)
     msg["To"] = ", ".join(row.to_addrs)
-    msg["Subject"] = one_line(row.subject)
+    _set_subject(msg, one_line(row.subject))
     msg["Date"] = format_datetime(_utc(row.created_at).astimezone(TOKYO))
     msg["Message-ID"] = row.message_id
     if row.in_reply_to:
@@ -175,6 +176,39 @@ def build_email(row: OutboxMessage, smtp: SmtpSettings,
     for file in attachments:
         _attach(msg, file)
     return msg
+
+
+#: UTF-8 bytes per encoded word of a subject: "Subject: =?utf-8?b?" + 56 base64 characters
+#: + "?=" is 77, within the 78 of a line; a continuation line (" " first) is shorter.
+SUBJECT_WORD_BYTES = 42
+
+
+def _set_subject(msg: EmailMessage, subject: str) -> None:
+    """The Subject, a Japanese one written as base64 encoded words, one line each.
+
+    Left to the email package, a Japanese subject is folded by shrinking each
+    encoded word one character at a time, every try encoded anew: ~1.2 ms of
+    the ~2.8 a reply takes to build and write out. It reads the same once
+    decoded (``subject`` has been through render.one_line: no "=?" of its own
+    in it). An ASCII subject is the package's to fold, as before.
+    """
+    if subject.isascii():
+        msg["Subject"] = subject
+        return
+    msg.set_raw("Subject", "\n ".join(
+        f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=" for chunk in _utf8_chunks(subject)))
+
+
+def _utf8_chunks(text: str) -> list[bytes]:
+    """``text`` in UTF-8 runs of at most SUBJECT_WORD_BYTES, never splitting a character (RFC 2047)."""
+    chunks, current = [], b""
+    for char in text:
+        encoded = char.encode()
+        if len(current) + len(encoded) > SUBJECT_WORD_BYTES:
+            chunks.append(current)
+            current = b""
+        current += encoded
+    return [*chunks, current]
 
 
 def _attach(msg: EmailMessage, file: OutgoingFile) -> None:
