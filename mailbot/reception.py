@@ -49,9 +49,9 @@ def receive(handling: Handling, reading: FormReading) -> None:
 
 def _judge(handling: Handling, app: Application, reading: FormReading) -> None:
     problems = handling.services.rules.check(reading)
-    _record_reading(app, reading, problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
+        _record_reading(app, reading, problems)
         _move(handling, app, "needs_fix", f"{len(errors)} problem(s): " + ", ".join(p.code for p in errors))
         replies.send(handling, "fix_request", app=app, problems=errors)
         return
@@ -59,6 +59,9 @@ def _judge(handling: Handling, app: Application, reading: FormReading) -> None:
         handling.session, app, arrived_at=handling.raw.arrived_at, uid=handling.raw.uid,
         program=handling.services.settings.program,
     )
+    # Recorded after admission, whose count needs none of it: recorded before, the count's
+    # flush wrote the application once for the reading and then again for its place.
+    _record_reading(app, reading, problems)
     if _adopted_at_once(handling, app):
         return
     template = "receipt" if place.state == "queued" else "waitlisted"
