@@ -1,6 +1,7 @@
 """`mailbot run`: poll the mailbox on a schedule and on push, and send what is in the outbox.
 
-APScheduler runs one job, "cycle" (poll, then drain the outbox), every
+APScheduler runs one job, "cycle" (poll, then drain the outbox; the outbox
+is drained alongside the poll too, :mod:`mailbot.sending`), every
 [service] poll_seconds with max_instances=1 and coalescing: the scheduled
 poll is the safety net. With ``[imap] idle`` a watcher thread
 (:mod:`mailbot.intake.watch`) keeps an IDLE connection and, on new mail,
@@ -52,6 +53,7 @@ from mailbot.errors import ImapError, MailbotError, TransportError
 from mailbot.intake.imap import Mailbox
 from mailbot.intake.poller import PollReport, poll
 from mailbot.intake.watch import Watcher
+from mailbot.sending import SendingAlongside
 from mailbot.services import Services
 
 log = logging.getLogger(__name__)
@@ -97,16 +99,20 @@ def run_once(services: Services, connect: Callable[[], Mailbox] | None = None,
              stop: Callable[[], bool] | None = None) -> CycleReport:
     """Poll, process, send. A mailbox that cannot be reached still lets the outbox drain.
 
+    The outbox is drained while the poll runs too (:mod:`mailbot.sending`), and once after it.
+
     ``connect``: gives an open Mailbox to reuse; without it the poll logs in itself.
     ``stop``: true once the service is stopping: the message being processed and
     the mail being sent finish, the rest wait (stored, or pending) for the next start.
     """
     report, error = None, None
-    try:
-        report = poll(services, connect() if connect else None, stop)
-    except TransportError as exc:
-        error = str(exc)
-        logs.event(log, "poll failed", logging.ERROR, error=error)
+    # Replies go out while the poll works (a burst's first receipt does not wait for its last mail).
+    with SendingAlongside(services.engine, services.settings.smtp, stop) as early:
+        try:
+            report = poll(services, connect() if connect else None, stop)
+        except TransportError as exc:
+            error = str(exc)
+            logs.event(log, "poll failed", logging.ERROR, error=error)
     # After every attempt, good or bad: staff hear once when polling has failed for
     # too long, and once when it works again; the drain below sends that mail now.
     health.watch(services, error=error)
@@ -116,7 +122,8 @@ def run_once(services: Services, connect: Callable[[], Mailbox] | None = None,
     # checked every cycle, so a digest due while the service was down goes out at the next start.
     digest.send_if_due(services)
     drained = outbox.send_pending(services.engine, services.settings.smtp, stop=stop)
-    return CycleReport(report, drained.sent, drained.retried, drained.failed)
+    sent = early.result
+    return CycleReport(report, drained.sent + sent.sent, drained.retried + sent.retried, drained.failed + sent.failed)
 
 
 class CycleGate:
