@@ -17,7 +17,7 @@ from collections import Counter
 import pdfplumber
 import pytest
 from pypdf import PdfReader, PdfWriter
-from pypdf.generic import RectangleObject
+from pypdf.generic import ArrayObject, NameObject, RectangleObject
 
 from mailbot.forms import pdfium_pages, read, text
 from mailbot.forms.fill import render_application, sample_values
@@ -144,3 +144,12 @@ def test_the_fast_path_is_the_one_taken_for_our_own_form(monkeypatch):
     reading = read.read_form(render_application(sample_values()))
     assert (reading.form, reading.source) == ("application", "text")
     assert reading.seal.present
+
+
+def test_a_broken_page_box_is_left_to_pdfplumber():
+    """A MediaBox that is not four numbers: the fast path steps aside, read_form answers as before."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(render_application(sample_values()))))
+    writer.pages[0][NameObject("/MediaBox")] = ArrayObject([NameObject("/A4")])
+    out = io.BytesIO()
+    writer.write(out)
+    assert read._text_by_pdfium(out.getvalue(), PdfReader(io.BytesIO(out.getvalue()))) is None
