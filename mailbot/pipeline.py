@@ -147,11 +147,12 @@ def processed_fields(session: Session, raw: RawMessage, verdict: Classification,
     queued, the application or desk request it touched), so no handler has to
     report anything. Never a value of the form: only numbers, states, codes.
     """
-    queued = session.exec(select(OutboxMessage.kind, OutboxMessage.application_id).where(
+    queued = session.exec(select(OutboxMessage.kind, Application).outerjoin(
+        Application, Application.id == OutboxMessage.application_id).where(
         OutboxMessage.raw_message_id == raw.id).order_by(OutboxMessage.id)).all()
     kinds = [kind for kind, _ in queued]
-    answered_about = next((app_id for _, app_id in queued if app_id is not None), None)
-    record = _application_of(session, raw, answered_about) or _request_of(session, raw)
+    answered_about = next((app for _, app in queued if app is not None), None)
+    record = answered_about or _application_changed(session, raw) or _request_of(session, raw)
     outcome = record.state if record is not None else VERDICT_BY_CLASS.get(verdict.mail_class, "for_staff")
     return {
         "message": raw.id, "uid": raw.uid, "message_id": raw.message_id, "class": verdict.mail_class,
@@ -164,13 +165,10 @@ def processed_fields(session: Session, raw: RawMessage, verdict: Classification,
     }
 
 
-def _application_of(session: Session, raw: RawMessage, answered_about: int | None) -> Application | None:
-    """The application this message changed or was answered about, if any.
-
-    ``answered_about``: the application of the first mail it queued (read with
-    their kinds, in one query); else the history says which one it changed."""
-    app_id = answered_about or session.exec(select(Transition.application_id).where(
-        Transition.raw_message_id == raw.id)).first()
+def _application_changed(session: Session, raw: RawMessage) -> Application | None:
+    """The application whose history this message changed, if any (when it queued no mail
+    about one: that one is read with the mails' kinds, in the same query)."""
+    app_id = session.exec(select(Transition.application_id).where(Transition.raw_message_id == raw.id)).first()
     return session.get(Application, app_id) if app_id is not None else None
 
 
