@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, select
 
 from mailbot import db, workflow
@@ -49,13 +49,14 @@ def next_reception_number(session: Session, prefix: str, year: int) -> str:
     name = f"reception:{prefix}:{year}"
     # The lock, not a row lock: the year's first number has no row to lock yet.
     db.serialise(session, name)
-    counter = session.exec(select(Counter).where(Counter.name == name)).first()
-    if counter is None:
-        counter = Counter(name=name, value=0)
-    counter.value += 1
-    session.add(counter)
-    session.flush()
-    return f"{prefix}-{year}-{counter.value:04d}"
+    # One statement (not a read, then a write) for every number but the year's first.
+    value = session.execute(update(Counter).where(Counter.name == name)
+                            .values(value=Counter.value + 1).returning(Counter.value)).scalar_one_or_none()
+    if value is None:
+        value = 1
+        session.add(Counter(name=name, value=value))
+        session.flush()
+    return f"{prefix}-{year}-{value:04d}"
 
 
 def is_open(program: ProgramSettings, arrived_at: datetime) -> bool:
