@@ -110,6 +110,9 @@ def _handle(services, session, raw_id, msg: InboundMessage,
         return raw.mail_class or raw.status, None
     raw.sender, raw.subject, raw.message_id = msg.sender, msg.subject, msg.message_id
     raw.mail_class, raw.reason = verdict.mail_class, verdict.reason
+    # Marked processed now, with the rest: the handler's first query writes the row once (it was
+    # written again at the end). It commits with what the handler does, or not at all.
+    raw.status, raw.processed_at = "processed", utcnow()
     cut_off = services.settings.service.answer_from
     before_go_live = cut_off is not None and raw.arrived_at < cut_off
     if before_go_live:
@@ -117,7 +120,6 @@ def _handle(services, session, raw_id, msg: InboundMessage,
         raw.reason = f"{verdict.reason}; arrived before the go-live cut-off {cut_off.isoformat()}"
     else:
         HANDLERS[verdict.mail_class](Handling(services, session, raw, msg), verdict)
-    raw.status, raw.processed_at = "processed", utcnow()
     return verdict.mail_class, processed_fields(session, raw, verdict, before_go_live)
 
 
