@@ -402,3 +402,14 @@ def subject_lines(raw: bytes) -> bytes:
     start = next(i for i, line in enumerate(head) if line.startswith(b"Subject:"))
     end = next((i for i in range(start + 1, len(head)) if not head[i].startswith(b" ")), len(head))
     return b"\r\n".join(head[start:end])
+
+
+def test_a_row_sent_after_a_failed_try_counts_both_attempts_and_clears_the_error(engine):
+    row_id = queue_mail(engine)
+    with SmtpSink(data_response="451 4.3.0 Try again later") as sink:
+        assert send_pending(engine, settings(sink.port)).retried == 1
+        sink.data_response = None
+        later = datetime.now(timezone.utc) + timedelta(minutes=2)
+        assert send_pending(engine, settings(sink.port), now=later).sent == 1
+    sent = row(engine, row_id)
+    assert (sent.status, sent.attempts, sent.last_error) == ("sent", 2, None) and sent.sent_at
