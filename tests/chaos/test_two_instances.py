@@ -12,6 +12,7 @@ per company, resends at most one per kill.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 
@@ -24,10 +25,15 @@ from tests.chaos.conftest import (burst, database, maildir_of, next_target, one_
 pytestmark = pytest.mark.postgresql_only
 #: The survivor's next poll finds the lock free: a cycle a second, a login, a few steps.
 TAKE_OVER_SECONDS = 60
+#: Mails at the least: a burst that outlasts a restarted instance's start-up (~2-4 s), so
+#: that it comes up while the other still polls and the two take turns (60 mails are read
+#: and answered in ~4 s: a run could end before any instance found the folder taken).
+MIN_N = 200
 
 
 def test_two_instances_one_killed_at_random_points_the_other_carries_on_nothing_done_twice(
         storm, dovecot, imap_settings, mailbox, smtp_sink, daemons, tmp_path):
+    storm = dataclasses.replace(storm, n=max(storm.n, MIN_N))
     preload(maildir_of(dovecot, imap_settings.username), imap_settings, burst(storm.n))
     daemons.configure(imap_settings, smtp_sink.port, cap=storm.n)
     engine = database(tmp_path)
@@ -58,6 +64,8 @@ def kill_one_at_random_points(daemons, engine, storm) -> tuple[list, int]:
     rng = random.Random(storm.seed)
     steps = 4 * storm.n
     pair = [daemons.start(), daemons.start()]
+    for daemon in pair:  # both at work before the first kill (see below)
+        daemon.wait_for_log_count("scheduler started: ready", 1)
     for number in range(1, storm.kills + 1):
         if (before := progress(engine).steps) >= steps:
             return pair, number - 1
@@ -70,4 +78,7 @@ def kill_one_at_random_points(daemons, engine, storm) -> tuple[list, int]:
             wait_for_progress(engine, at.steps + 1, pair[1 - victim], timeout=TAKE_OVER_SECONDS)
         print(f"kill {number}: instance {victim} at {at}; the other went on to {progress(engine)}")
         pair[victim] = daemons.start()
+        # The next kill must find it at work, not still starting: at ~20 mails a second the
+        # next random point can come within its start-up, and the survivor would do it all.
+        pair[victim].wait_for_log_count("scheduler started: ready", 1)
     return pair, storm.kills
