@@ -31,6 +31,9 @@ from sqlmodel import Session, create_engine
 from mailbot import models, tables  # noqa: F401  (registers the tables)
 from mailbot.models import RawMessage
 
+#: A connection's execution option: its transactions only read (``reading``).
+READ_ONLY = "mailbot_read_only"
+
 #: A query option: load stored mails without their bytes (listings, state changes);
 #: the bytes are read on purpose, with raw_mail, where they are needed.
 WITHOUT_RAW = defer(RawMessage.raw)
@@ -86,7 +89,9 @@ def _tune_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that only reads (``reading``) takes no write lock: in WAL mode a
+        # reader neither waits for the writer nor holds the next one up.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 #: How long a first start waits for another process's switch of a new database to WAL.
@@ -161,6 +166,21 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A session that only reads, and never commits.
+
+    On SQLite its transaction begins deferred, not IMMEDIATE: it takes no
+    write lock, so it neither waits for a writer (the outbox marking a mail
+    sent while the poll works: each wait is at least the 1 ms of SQLite's
+    first busy sleep) nor holds one up. Writing in it is a bug: SQLite may
+    refuse the write (its snapshot is older than the last commit).
+    """
+    # The engine with the option (sharing its pool and events): no connection until a query.
+    with Session(engine.execution_options(**{READ_ONLY: True})) as session:
+        yield session
 
 
 def raw_mail(session: Session, raw_id: int) -> bytes:

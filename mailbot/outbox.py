@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mailbot.config import SmtpSettings
-from mailbot.db import transaction
+from mailbot.db import reading, transaction
 from mailbot.errors import TransportError
 from mailbot.models import OutboxAttachment, OutboxMessage
 from mailbot.oauth import provider_for
@@ -287,7 +287,7 @@ def _due(engine: Engine, now: datetime, limit: int, after: int) -> tuple[list[Ou
     a transaction of its own that only finds none (~0.35 ms a mail)."""
     due = (OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now, OutboxMessage.id > after)
     query = select(OutboxMessage).where(*due).order_by(OutboxMessage.id).limit(limit)
-    with transaction(engine) as session:
+    with reading(engine) as session:
         rows = list(session.exec(query))
         if not rows:
             return rows, set()
@@ -398,7 +398,7 @@ async def _deliver(
     """
     files = []
     if has_files:
-        with Session(engine) as session:
+        with reading(engine) as session:
             files = attachments_of(session, row.id)
     outcome = await _attempt(client, row, files, smtp, lost)
     with transaction(engine) as session:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from mailbot import bounces, desk, documents, logs, reception, replies
-from mailbot.db import WITHOUT_RAW, raw_mail, transaction
+from mailbot.db import WITHOUT_RAW, raw_mail, reading, transaction
 from mailbot.errors import MailbotError, MailError
 from mailbot.intake import mime
 from mailbot.intake.classify import Classification, classify
@@ -84,7 +84,7 @@ def _refuse_our_own_failures(verdict: Classification) -> None:
 
 
 def _raw_bytes(services: Services, raw_id: int) -> bytes:
-    with Session(services.engine) as session:
+    with reading(services.engine) as session:
         return raw_mail(session, raw_id)
 
 
@@ -94,7 +94,7 @@ def thread_of(services: Services, msg: InboundMessage) -> str | None:
     Read-only and outside the transaction; reception.py's own rule decides
     (reception number in the subject, or a reply to one of our mails).
     """
-    with Session(services.engine) as session:
+    with reading(services.engine) as session:
         # by_thread reads only services, session and msg from a Handling.
         app = reception.by_thread(Handling(services, session, None, msg))
         return app.reception_number if app is not None else None

@@ -41,7 +41,7 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from mailbot import instances, logs, pipeline
-from mailbot.db import raw_mail, transaction
+from mailbot.db import raw_mail, reading, transaction
 from mailbot.forms.pool import ReaderPool
 from mailbot.intake import mime
 from mailbot.intake.imap import FetchedMail, Mailbox
@@ -295,7 +295,7 @@ class ReadAhead:
 
 def parse_stored(services: Services, raw_id: int) -> InboundMessage | None:
     """The stored message parsed as the pipeline parses it; None if that fails (the pipeline will say why)."""
-    with Session(services.engine) as session:
+    with reading(services.engine) as session:
         raw = raw_mail(session, raw_id)
     try:
         return mime.parse(raw)
