@@ -26,9 +26,10 @@ shipped rules and templates.
    arrival order.
 
 ``--profile FILE`` runs the service's cycles under cProfile and writes their
-pstats to FILE (this process only: the PDF readers are not in it; read it
-with ``python -m pstats FILE``). Profiling slows the service: its timings
-are then not the ones to compare.
+pstats to FILE (the thread that runs them: neither the PDF readers nor a
+thread the cycle starts, such as the outbox sent alongside the poll, are in
+it; read it with ``python -m pstats FILE``). Profiling slows the service:
+its timings are then not the ones to compare.
 
 Goals (issue 7): ratio <= 1.25, order exact, RSS <= 300 MB at 10,000.
 The last line is fixed, for comparing runs:
