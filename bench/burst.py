@@ -18,7 +18,8 @@ shipped rules and templates.
    its PDF readers are ``--pdf-workers`` warm sandboxed processes
    (``[service] pdf_workers``), reading ahead of the message in hand.
 3. The same PDFs are parsed bare by pdfplumber (text of every page) on
-   ``--workers`` processes: what reading them costs at the least.
+   ``--workers`` processes: the yardstick of the ratio (the service reads
+   a form's text with pdfium first, so its readers can cost less than this).
 4. Printed: wall time, applications/s, the CPU per application of the
    service and of its PDF readers, the bare parse time, their ratio, the
    peak RSS of this process (the service; PDF readers and the SMTP sink are
