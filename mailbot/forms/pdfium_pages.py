@@ -36,7 +36,8 @@ import pypdfium2.raw as fpdf
 from pdfplumber import utils
 from pdfplumber.container import Container
 from pdfplumber.table import Table, TableFinder, TableSettings
-from pypdf import PdfReader, PageObject
+from pypdf import PageObject, PdfReader
+from pypdf.errors import PyPdfError
 
 #: What a character without a Unicode mapping reads as (pdfminer's spelling).
 UNMAPPED = "(cid:0)"
@@ -86,7 +87,10 @@ class Document:
     def __init__(self, data: bytes, reader: PdfReader):
         self._pdf = pdfium.PdfDocument(data)
         self._boxes = [_plain_bbox(page) for page in reader.pages]
-        self._doctops = [0.0, *accumulate(float(page.mediabox.height) for page in reader.pages)]
+        # A page that is not plain is never read here (NotSimple ends the fast path), so no
+        # page after one is either: its height of 0 is never counted into a doctop.
+        heights = [box[3] if box else 0.0 for box in self._boxes]
+        self._doctops = [0.0, *accumulate(heights)]
         self.pages = _Pages(self)
 
     def read_page(self, index: int) -> Page:
@@ -139,8 +143,12 @@ def _plain_bbox(page: PageObject) -> tuple[float, float, float, float] | None:
     answers US Letter for a MediaBox kept on the page tree, as fpdf2 writes).
     None for any other page: that one is for pdfplumber.
     """
-    media, crop = [float(v) for v in page.mediabox], [float(v) for v in page.cropbox]
-    if page.rotation % 360 or media[:2] != [0, 0] or crop != media:
+    try:
+        media, crop = [float(v) for v in page.mediabox], [float(v) for v in page.cropbox]
+        rotated = page.rotation % 360
+    except (PyPdfError, ValueError, TypeError, KeyError, IndexError):
+        return None  # a box that is not four numbers: pdfplumber's path says what is wrong
+    if rotated or media[:2] != [0, 0] or crop != media:
         return None
     return (0, 0.0, media[2], media[3])
 

@@ -83,8 +83,8 @@ def _text_by_pdfium(data: bytes, reader) -> FormReading | None:
             return text.find_form(data, pdf)
     except pdfium_pages.NotSimple:
         return None
-    except (pdfium.PdfiumError, *preflight.PARSE_ERRORS):
-        return None  # a broken file or page box: pdfplumber then says what is wrong (PdfError)
+    except pdfium.PdfiumError:
+        return None  # pdfplumber then says what is wrong with the file (PdfError)
 
 
 def _active_content(reader) -> tuple[str, ...]:
