@@ -8,6 +8,7 @@ hangs pdfplumber past the preflight today, and the pool's answer to one
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -277,3 +278,36 @@ def test_a_pool_nobody_holds_any_more_stops_its_workers():
     while children() - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not children() - before
+
+
+class _Garbage:
+    """An object in a reference cycle (only the collector frees it) that writes down which process did."""
+
+    def __init__(self, fd: int):
+        self.me, self.fd = self, fd
+
+    def __del__(self):
+        os.write(self.fd, b"%d\n" % os.getpid())  # a bare write: no lock a fork could have left held
+
+
+def test_a_worker_never_collects_the_daemons_garbage(tmp_path):
+    """GIVEN garbage in reference cycles left in the daemon when a worker is forked (in CI: an old
+    engine's SQLite connections, whose mutex another thread held at the fork: the child hung on
+    closing one, and a good form was answered "timeout")
+    WHEN workers read PDFs (their collector runs as they go)
+    THEN no worker finalizes an object of the daemon's: the daemon collects its own."""
+    fd = os.open(tmp_path / "collected", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for _ in range(10):
+            for _ in range(200):
+                _Garbage(fd)
+            worker = Worker(LIMITS)
+            try:
+                worker.read(hostile.form())
+            finally:
+                worker.close()
+        gc.collect()
+    finally:
+        os.close(fd)
+    collectors = (tmp_path / "collected").read_text().split()
+    assert len(collectors) == 2000 and set(collectors) == {str(os.getpid())}

@@ -26,6 +26,7 @@ second; these limits are the last line of defence for what it misses.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -107,7 +108,7 @@ class Worker:
         with _FORKING:
             self._conn, child_end = context.Pipe(duplex=True)
             self._process = context.Process(target=_serve, args=(child_end, limits), daemon=True)
-            self._process.start()
+            _fork_frozen(self._process)
             child_end.close()
         self._gone = False
 
@@ -154,6 +155,26 @@ class Worker:
         if self._process.is_alive():
             self._process.kill()
         self._process.join()
+
+
+def _fork_frozen(process: multiprocessing.Process) -> None:
+    """Start (fork) ``process`` with every object of the daemon out of its garbage collector's reach.
+
+    The daemon's garbage not yet collected at the fork (an old engine's
+    connections, a reply's sockets) is the child's garbage too, and the
+    child's collector would finalize it: close SQLite connections whose
+    mutex another thread of the daemon held at the fork (the child then
+    hangs until the PDF's time limit: a "timeout" told to an applicant whose
+    form is fine), or send a PostgreSQL connection's goodbye down a socket
+    the daemon still uses. Frozen objects are never collected; the daemon
+    thaws its own at once, the child keeps them frozen (gc.freeze's
+    documented use before a fork).
+    """
+    gc.freeze()
+    try:
+        process.start()
+    finally:
+        gc.unfreeze()
 
 
 def _address_space() -> int:
