@@ -169,6 +169,20 @@ class FormSpec:
     pledges: tuple[Pledge, ...] = ()
     seal: bool = False
 
+    def __hash__(self) -> int:
+        # The reader's caches are keyed by the spec and looked up per text line: hashing every
+        # field and section each time was ~10 ms of a form's read. Computed once (it is frozen).
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            value = hash((self.name, self.title, self.header, self.sections, self.pledges, self.seal))
+            object.__setattr__(self, "_hash", value)
+            return value
+
+    def __getstate__(self) -> dict:
+        # A string's hash differs between processes: a pickled spec recomputes its own.
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     def table_fields(self) -> tuple[Field, ...]:
         """Every field printed in a section table, in printed order."""
         return tuple(f for section in self.sections for f in section.fields)
