@@ -52,11 +52,15 @@ class NotSimple(Exception):
 class Page(Container):
     """One page's objects, shaped like a pdfplumber page for text.py (read-only)."""
 
-    def __init__(self, objects: dict[str, list[dict]], bbox: tuple, page_number: int):
+    def __init__(self, objects: dict[str, list[dict]], bbox: tuple, page_number: int,
+                 pdfium_page: pdfium.PdfPage | None = None, owner: bool = True):
         self._objects = objects
         self.bbox = bbox
         self.width, self.height = bbox[2] - bbox[0], bbox[3] - bbox[1]
         self.page_number = page_number
+        #: The page still open in pdfium, for the seal's rendering (seal.detect_seal); closed by close().
+        self.pdfium_page = pdfium_page
+        self._owner = owner
 
     @property
     def objects(self) -> dict[str, list[dict]]:
@@ -65,7 +69,7 @@ class Page(Container):
     def filter(self, keep: Callable[[dict], bool]) -> Page:
         """The page with only the objects ``keep`` accepts (pdfplumber's Page.filter)."""
         kept = {kind: [o for o in objs if keep(o)] for kind, objs in self._objects.items()}
-        return Page(kept, self.bbox, self.page_number)
+        return Page(kept, self.bbox, self.page_number, self.pdfium_page, owner=False)
 
     def find_tables(self, table_settings: dict | None = None) -> list[Table]:
         """pdfplumber's own table finder, on these edges."""
@@ -75,7 +79,13 @@ class Page(Container):
         return utils.extract_text(self.chars, **kwargs)
 
     def close(self) -> None:
-        """Nothing held: the objects were copied out of pdfium when the page was read."""
+        """Close pdfium's page (the objects were copied out of it when the page was read).
+
+        A filtered page shares its original's pdfium page: closing the original closes it.
+        """
+        if self._owner and self.pdfium_page is not None:
+            self.pdfium_page.close()
+        self.pdfium_page = None
 
 
 class Document:
@@ -94,6 +104,7 @@ class Document:
         self.pages = _Pages(self)
 
     def read_page(self, index: int) -> Page:
+        """Page ``index`` (0-based) read; pdfium's page stays open with it until its close()."""
         page, bbox = self._pdf[index], self._boxes[index]
         try:
             if not bbox:
@@ -104,9 +115,10 @@ class Document:
             finally:
                 textpage.close()
             paths = _paths(page, bbox[3], self._doctops[index], index + 1)
-            return Page({"char": chars, **paths}, bbox, index + 1)
-        finally:
+        except BaseException:
             page.close()
+            raise
+        return Page({"char": chars, **paths}, bbox, index + 1, page)
 
     def close(self) -> None:
         self._pdf.close()

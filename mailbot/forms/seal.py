@@ -107,15 +107,19 @@ def render_page(data: bytes, page_no: int, scale: float = SCALE) -> np.ndarray:
     """
     pdf = _open(data)
     try:
-        page = pdf[page_no - 1]
-        text = pdfium_c.FPDF_PAGEOBJ_TEXT
-        for obj in [o for o in page.get_objects(max_depth=0) if o.type == text or _is_rule(o)]:
-            page.remove_obj(obj)
-        # RGB straight from pdfium's buffer: the same pixels as via PIL, without ~10 ms of conversion.
-        bitmap = page.render(scale=scale, draw_annots=True, rev_byteorder=True)
-        return np.ascontiguousarray(bitmap.to_numpy()[..., :3])
+        return render_open_page(pdf[page_no - 1], scale)
     finally:
         pdf.close()
+
+
+def render_open_page(page: pdfium.PdfPage, scale: float = SCALE) -> np.ndarray:
+    """render_page on a page pdfium already has open (its text and rules are removed from it)."""
+    text = pdfium_c.FPDF_PAGEOBJ_TEXT
+    for obj in [o for o in page.get_objects(max_depth=0) if o.type == text or _is_rule(o)]:
+        page.remove_obj(obj)
+    # RGB straight from pdfium's buffer: the same pixels as via PIL, without ~10 ms of conversion.
+    bitmap = page.render(scale=scale, draw_annots=True, rev_byteorder=True)
+    return np.ascontiguousarray(bitmap.to_numpy()[..., :3])
 
 
 render_graphics = render_page  # the name before render_page was public
@@ -421,6 +425,11 @@ def judge(stamps: list[Stamp], row: NameRow | None, page_no: int) -> Seal:
     return Seal(False, False, None, 0.9 if row else 0.6, page_no, None)
 
 
-def detect_seal(data: bytes, page_no: int, row: NameRow | None) -> Seal:
-    """The seal verdict for page ``page_no`` (1-based) given the 代表者氏名 row (PDF points)."""
-    return judge(find_stamps(render_page(data, page_no), SCALE, row), row, page_no)
+def detect_seal(data: bytes, page_no: int, row: NameRow | None, page: pdfium.PdfPage | None = None) -> Seal:
+    """The seal verdict for page ``page_no`` (1-based) given the 代表者氏名 row (PDF points).
+
+    ``page``: that page already open in pdfium (the text pass's), rendered instead of
+    opening the PDF again (loading a page costs ~6 ms).
+    """
+    pixels = render_open_page(page) if page is not None else render_page(data, page_no)
+    return judge(find_stamps(pixels, SCALE, row), row, page_no)

@@ -479,7 +479,8 @@ def _read_page(data: bytes, page, page_no: int, spec: FormSpec,
     cells = table_cells(page, chars, spec)
     if not spec.seal:
         return raw_values(cells, lines, spec), NO_SEAL
-    seal = detect_seal(data, page_no, _name_row(cells, lines))
+    # pdfium's page (forms/pdfium_pages.py) is still open: the seal is rendered from it.
+    seal = detect_seal(data, page_no, _name_row(cells, lines), getattr(page, "pdfium_page", None))
     if seal.present and seal.color != "red" and seal.bbox:
         kept = _drop_stamp_glyphs(chars, seal.bbox)
         if len(kept) < len(chars):  # read again only when the stamp had glyphs of its own
