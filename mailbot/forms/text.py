@@ -53,15 +53,19 @@ NEWLINE = {"text": "\n"}  # a line break inside a run of characters
 
 def is_red(color: object) -> bool:
     """A PDF fill/stroke colour that the red pixel mask would call seal red."""
-    if not isinstance(color, (tuple, list)) or len(color) not in (3, 4):
-        return False
-    if not all(isinstance(v, (int, float)) for v in color):
-        return False  # a pattern colour
-    return _is_red(tuple(color))
+    try:
+        return _is_red(color)  # asked twice for each of a page's ~800 objects: one cache lookup
+    except TypeError:  # unhashable: a list, or something with a list in it
+        numbers = isinstance(color, list) and all(isinstance(v, (int, float)) for v in color)
+        return numbers and _is_red(tuple(color))
 
 
 @lru_cache(maxsize=4096)  # a page has a handful of colours and a thousand objects in them
-def _is_red(color: tuple) -> bool:
+def _is_red(color: object) -> bool:
+    if not isinstance(color, tuple) or len(color) not in (3, 4):
+        return False
+    if not all(isinstance(v, (int, float)) for v in color):
+        return False  # a pattern colour
     rgb = color if len(color) == 3 else tuple((1 - v) * (1 - color[3]) for v in color[:3])
     h, s, v = colorsys.rgb_to_hsv(*rgb)
     return (h <= 20 / 360 or h >= 330 / 360) and s >= 60 / 255 and v >= 70 / 255
