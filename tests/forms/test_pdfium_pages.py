@@ -15,6 +15,7 @@ import io
 from collections import Counter
 
 import pdfplumber
+import pypdfium2 as pdfium
 import pytest
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import ArrayObject, NameObject, RectangleObject
@@ -144,6 +145,22 @@ def test_the_fast_path_is_the_one_taken_for_our_own_form(monkeypatch):
     reading = read.read_form(render_application(sample_values()))
     assert (reading.form, reading.source) == ("application", "text")
     assert reading.seal.present
+
+
+def test_the_form_page_is_loaded_once_for_its_text_and_its_seal(monkeypatch):
+    """The seal is rendered from the page the text pass opened (loading a page is ~6 ms): one load
+    of page 1 for a one-page stamped form, and the seal found on it."""
+    loaded = []
+    get_page = pdfium.PdfDocument.get_page
+
+    def counting(self, index):
+        loaded.append(index)
+        return get_page(self, index)
+
+    monkeypatch.setattr(pdfium.PdfDocument, "get_page", counting)
+    reading = read.read_form(render_application(sample_values()))
+    assert loaded == [0]
+    assert (reading.source, reading.seal.present, reading.seal.near_field) == ("text", True, True)
 
 
 def test_a_broken_page_box_is_left_to_pdfplumber():
