@@ -247,11 +247,16 @@ def _normalised_index(run: list[dict]) -> tuple[str, list[int]]:
     """The run as labels are compared, and the run index of each of its characters."""
     norm, where = [], []
     for i, c in enumerate(run):
-        for ch in nfkc(c["text"]).casefold():
-            if not ch.isspace():
-                norm.append(ch)
-                where.append(i)
+        for ch in _compared(c["text"]):
+            norm.append(ch)
+            where.append(i)
     return "".join(norm), where
+
+
+@lru_cache(maxsize=8192)  # a form has a few hundred distinct characters, each seen many times
+def _compared(text: str) -> str:
+    """A character as labels are compared: NFKC, case-folded, without white space."""
+    return "".join(ch for ch in nfkc(text).casefold() if not ch.isspace())
 
 
 def _starts_word(run: list[dict], i: int) -> bool:
