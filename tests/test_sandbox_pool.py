@@ -311,3 +311,4 @@ def test_a_worker_never_collects_the_daemons_garbage(tmp_path):
         os.close(fd)
     collectors = (tmp_path / "collected").read_text().split()
     assert len(collectors) == 2000 and set(collectors) == {str(os.getpid())}
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # the daemon's own collector is as it was

@@ -158,7 +158,7 @@ class Worker:
 
 
 def _fork_frozen(process: multiprocessing.Process) -> None:
-    """Start (fork) ``process`` with every object of the daemon out of its garbage collector's reach.
+    """Start (fork) ``process`` so that it never collects an object of the daemon's.
 
     The daemon's garbage not yet collected at the fork (an old engine's
     connections, a reply's sockets) is the child's garbage too, and the
@@ -166,15 +166,18 @@ def _fork_frozen(process: multiprocessing.Process) -> None:
     mutex another thread of the daemon held at the fork (the child then
     hangs until the PDF's time limit: a "timeout" told to an applicant whose
     form is fine), or send a PostgreSQL connection's goodbye down a socket
-    the daemon still uses. Frozen objects are never collected; the daemon
-    thaws its own at once, the child keeps them frozen (gc.freeze's
-    documented use before a fork).
+    the daemon still uses. The collector is off across the fork; the child's
+    first act (_serve) freezes everything it inherited, then turns it on.
+    Freezing in the daemon instead would move all its young objects to the
+    oldest generation at every fork (its garbage then lives longer).
     """
-    gc.freeze()
+    was_on = gc.isenabled()
+    gc.disable()
     try:
         process.start()
     finally:
-        gc.unfreeze()
+        if was_on:
+            gc.enable()
 
 
 def _address_space() -> int:
@@ -185,6 +188,8 @@ def _address_space() -> int:
 
 def _serve(conn: Connection, limits: Limits) -> None:
     """The child: under RLIMIT_AS, answer each PDF with ("ok", FormReading) or an error, until EOF."""
+    gc.freeze()  # what came with the fork is the daemon's to collect (see _fork_frozen)
+    gc.enable()
     # The daemon's signal handlers came along with the fork and must not run here: SIGTERM
     # ends a reader (how the daemon's exit stops it); SIGINT and SIGHUP are the daemon's to act on.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
