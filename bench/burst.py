@@ -20,6 +20,10 @@ shipped rules and templates.
 3. The same PDFs are parsed bare by pdfplumber (text of every page) on
    ``--workers`` processes: the yardstick of the ratio (the service reads
    a form's text with pdfium first, so its readers can cost less than this).
+   Half of them just before the service runs, the other half just after:
+   this machine's CPU speed drifts by a third over minutes, and a yardstick
+   taken all before or all after the service would carry that drift into
+   the ratio whole. Both halves' times are printed.
 4. Printed: wall time, applications/s, the CPU per application of the
    service and of its PDF readers, the bare parse time, their ratio, the
    peak RSS of this process (the service; PDF readers and the SMTP sink are
@@ -198,6 +202,9 @@ def report(args, dovecot: Dovecot, sink: SinkProcess, workdir: Path) -> None:
     services = make_services(dovecot, sink.port, workdir, args.n, args.pdf_workers)
     pdf_files = make_pdfs(args.n, workdir / "pdf")
     preload(dovecot, services, pdf_files)
+    # The yardstick brackets the service (see 3. above): even-numbered PDFs now, odd ones after.
+    parse_before = bare_parse([path.read_bytes() for path in pdf_files[0::2]], args.workers)
+    yardstick_rss = peak_rss_mb(resource.RUSAGE_CHILDREN)
     profiler = cProfile.Profile(time.thread_time) if args.profile else None  # CPU, not waits
     cpu_before = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
     wall = serve_until_answered(services, sink, args.n, args.timeout, profiler)
@@ -210,14 +217,17 @@ def report(args, dovecot: Dovecot, sink: SinkProcess, workdir: Path) -> None:
     answered = sink.tally()
     # Before the bare parse: its worker processes would count as the service's children.
     rss, children = peak_rss_mb(resource.RUSAGE_SELF), peak_rss_mb(resource.RUSAGE_CHILDREN)
-    parse = bare_parse([path.read_bytes() for path in pdf_files], args.workers)
+    parse_after = bare_parse([path.read_bytes() for path in pdf_files[1::2]], args.workers)
+    parse = parse_before + parse_after
     print(f"service: {args.n} applications in {wall:.1f} s, {answered.recipients} distinct recipients "
           f"answered, {answered.mails} mails; queue order {order}", flush=True)
     print(f"CPU per application: service {cpu[0] / args.n * 1000:.0f} ms, PDF readers "
           f"{cpu[1] / args.n * 1000:.0f} ms ({services.settings.service.pdf_workers} processes)", flush=True)
     sink_rss = sink.stop().peak_rss_mb
-    print(f"bare pdfplumber on {args.workers} processes: {parse:.1f} s; peak RSS service "
-          f"{rss:.0f} MB, largest child {children:.0f} MB, SMTP sink {sink_rss:.0f} MB", flush=True)
+    print(f"bare pdfplumber on {args.workers} processes: {parse:.1f} s ({parse_before:.1f} s for half "
+          f"before the service, {parse_after:.1f} s for the other half after)", flush=True)
+    print(f"peak RSS: service {rss:.0f} MB, largest child {children:.0f} MB (pdfplumber's workers "
+          f"before the service: {yardstick_rss:.0f} MB), SMTP sink {sink_rss:.0f} MB", flush=True)
     if profiler:
         profiler.dump_stats(args.profile)
         print(f"profile of the service's cycles: {args.profile} (python -m pstats)", flush=True)
