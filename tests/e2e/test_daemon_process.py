@@ -124,12 +124,15 @@ class DaemonProcess:
         return code, time.monotonic() - began
 
     def send_back_to_back(self, signals) -> None:
-        """The signals in a row from one shell: from this process, each send_signal let go of the
-        GIL (its waitpid) and the SMTP sink's or a delivering thread could hold the next one back
-        for tens of milliseconds on a loaded machine, by which time an idle daemon had exited."""
-        kills = "; ".join(f"kill -s {signal.Signals(s).name.removeprefix('SIG')} {self.process.pid}"
-                          for s in signals)
-        subprocess.run(["sh", "-c", kills], check=True, timeout=10)
+        """The signals arrive together: the daemon is held (SIGSTOP) while they are sent, then let go
+        (SIGCONT) with all of them pending, so the second cannot come after an idle daemon's quick
+        stop has already ended the process (twice seen in CI, even with both sent from one shell).
+        Pending together, the kernel hands them over lowest number first (SIGINT before SIGTERM);
+        the daemon treats the two alike."""
+        pid = self.process.pid
+        kills = [f"kill -s {signal.Signals(s).name.removeprefix('SIG')} {pid}" for s in signals]
+        script = "; ".join([f"kill -s STOP {pid}", *kills, f"kill -s CONT {pid}"])
+        subprocess.run(["sh", "-c", script], check=True, timeout=10)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
