@@ -26,6 +26,7 @@ second; these limits are the last line of defence for what it misses.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -57,6 +58,11 @@ DIED = ("PDFを読み取れませんでした（ファイルが壊れている�
 
 #: How often an idle reader looks whether the daemon that forked it is still there.
 ORPHAN_CHECK_SECONDS = 5.0
+
+#: glibc's mallopt parameters (malloc.h) and the values a reader sets (see _keep_heap).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest: blocks up to this come from the heap
+TRIM_THRESHOLD = 128 * 1024 * 1024  # free heap a reader keeps for the next PDF
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,7 @@ def _serve(conn: Connection, limits: Limits) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _keep_heap()
     # RLIMIT_AS counts the address space the fork inherited (libraries, the daemon's own
     # heap: 0.7 GB at start, more as it lives): each reader gets pdf_memory_mb on top of that,
     # so a PDF's allowance does not shrink as the daemon grows.
@@ -217,6 +224,25 @@ def _serve(conn: Connection, limits: Limits) -> None:
         if kind == "spent":
             conn.close()
             os._exit(0)  # skip the interpreter's teardown: its memory may be in any state
+
+
+def _keep_heap() -> bool:
+    """Have glibc's malloc keep the memory one PDF used for the next one; False if not glibc.
+
+    A form's read makes a few large blocks (the page rendered for its seal at
+    120 dpi: a 5.6 MB bitmap, then numpy arrays of its size). By default glibc
+    maps blocks over a threshold fresh from the kernel and unmaps them when
+    freed, and gives the heap's free top back: every read then faults its
+    pages in again. The threshold moves with the process's history, which a
+    reader inherits from the daemon: in the burst (bench/burst.py) readers
+    took ~4,000 page faults a PDF, a third of their CPU. Fixed thresholds
+    make it ~50. What a reader keeps is bounded by its RLIMIT_AS, and it
+    retires after forms/pool.py's READS_PER_WORKER PDFs.
+    """
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc's; musl has none
+    if mallopt is None:
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def _read_one(data: bytes, limits: Limits) -> tuple[str, object]:
