@@ -25,7 +25,8 @@ shipped rules and templates.
    taken all before or all after the service would carry that drift into
    the ratio whole. Both halves' times are printed.
 4. Printed: wall time, applications/s, the CPU per application of the
-   service and of its PDF readers, the bare parse time, their ratio, the
+   service, of its PDF readers and of everything else on the machine, how
+   much of the time the cores were idle, the bare parse time, their ratio, the
    peak RSS of this process (the service; PDF readers and the SMTP sink are
    children and reported apart), and whether the queue order equals the
    arrival order.
@@ -167,6 +168,15 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, all cores (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(t) for t in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    per_second = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks[:8]) - idle) / per_second, idle / per_second
+
+
 def peak_rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
@@ -210,7 +220,9 @@ def report(args, dovecot: Dovecot, sink: SinkProcess, workdir: Path) -> None:
     yardstick_rss = peak_rss_mb(resource.RUSAGE_CHILDREN)
     profiler = cProfile.Profile(time.thread_time) if args.profile else None  # CPU, not waits
     cpu_before = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
+    machine_before = machine_cpu()
     wall = serve_until_answered(services, sink, args.n, args.timeout, profiler)
+    machine = [after - before for after, before in zip(machine_cpu(), machine_before)]
     # The PDF readers, once stopped and reaped, count among this process's children.
     services.read_form.close(timeout=60)
     cpu = (cpu_seconds(resource.RUSAGE_SELF) - cpu_before[0],
@@ -225,7 +237,9 @@ def report(args, dovecot: Dovecot, sink: SinkProcess, workdir: Path) -> None:
     print(f"service: {args.n} applications in {wall:.1f} s, {answered.recipients} distinct recipients "
           f"answered, {answered.mails} mails; queue order {order}", flush=True)
     print(f"CPU per application: service {cpu[0] / args.n * 1000:.0f} ms, PDF readers "
-          f"{cpu[1] / args.n * 1000:.0f} ms ({services.settings.service.pdf_workers} processes)", flush=True)
+          f"{cpu[1] / args.n * 1000:.0f} ms ({services.settings.service.pdf_workers} processes), everything else on "
+          f"the machine (Dovecot, the SMTP sink, ...) {(machine[0] - sum(cpu)) / args.n * 1000:.0f} ms; "
+          f"the machine's cores idle {machine[1] / sum(machine):.0%} of the time", flush=True)
     sink_rss = sink.stop().peak_rss_mb
     print(f"bare pdfplumber on {args.workers} processes: {parse:.1f} s ({parse_before:.1f} s for half "
           f"before the service, {parse_after:.1f} s for the other half after)", flush=True)
