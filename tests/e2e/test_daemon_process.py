@@ -296,7 +296,8 @@ def test_sigterm_during_a_burst_exits_0_and_the_next_start_answers_the_rest_exac
     delivering.start()
     try:
         smtp_sink.wait_for(1, timeout=60)
-        # An impatient operator: Ctrl-C right after the SIGTERM changes nothing.
+        # An impatient operator: a Ctrl-C (SIGINT) along with the SIGTERM changes nothing: whichever
+        # comes second finds the daemon already stopping (see send_back_to_back).
         code, seconds = daemon.stop(signals=(signal.SIGTERM, signal.SIGINT))
     finally:
         delivering.join(60)
