@@ -230,7 +230,7 @@ def report(args, dovecot: Dovecot, sink: SinkProcess, workdir: Path) -> None:
     order = "exact" if queue_in_arrival_order(services, args.n) else "wrong"
     # The sink is still running: stopping (reaping) it now would add its CPU to the PDF readers'.
     answered = sink.tally()
-    # Before the bare parse: its worker processes would count as the service's children.
+    # Before the second half of the bare parse: its workers would count among the children.
     rss, children = peak_rss_mb(resource.RUSAGE_SELF), peak_rss_mb(resource.RUSAGE_CHILDREN)
     parse_after = bare_parse(pdf_files[1::2], args.workers)
     parse = parse_before + parse_after
@@ -243,8 +243,10 @@ def report(args, dovecot: Dovecot, sink: SinkProcess, workdir: Path) -> None:
     sink_rss = sink.stop().peak_rss_mb
     print(f"bare pdfplumber on {args.workers} processes: {parse:.1f} s ({parse_before:.1f} s for half "
           f"before the service, {parse_after:.1f} s for the other half after)", flush=True)
-    print(f"peak RSS: service {rss:.0f} MB, largest child {children:.0f} MB (pdfplumber's workers "
-          f"before the service: {yardstick_rss:.0f} MB), SMTP sink {sink_rss:.0f} MB", flush=True)
+    # The kernel keeps one peak for all reaped children: the PDF readers' and the first half's workers'.
+    print(f"peak RSS: service {rss:.0f} MB, largest child {children:.0f} MB (a PDF reader, or one of "
+          f"pdfplumber's workers before the service: they peaked at {yardstick_rss:.0f} MB), "
+          f"SMTP sink {sink_rss:.0f} MB", flush=True)
     if profiler:
         profiler.dump_stats(args.profile)
         print(f"profile of the service's cycles: {args.profile} (python -m pstats)", flush=True)
