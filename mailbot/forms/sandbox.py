@@ -62,7 +62,7 @@ ORPHAN_CHECK_SECONDS = 5.0
 #: glibc's mallopt parameters (malloc.h) and the values a reader sets (see _keep_heap).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest: blocks up to this come from the heap
-TRIM_THRESHOLD = 128 * 1024 * 1024  # free heap a reader keeps for the next PDF
+TRIM_THRESHOLD = 64 * 1024 * 1024  # free heap a reader keeps for the next PDF (a form's read needs <32 MB)
 
 
 @dataclass(frozen=True)
