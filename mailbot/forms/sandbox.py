@@ -235,9 +235,9 @@ def _keep_heap() -> bool:
     freed, and gives the heap's free top back: every read then faults its
     pages in again. The threshold moves with the process's history, which a
     reader inherits from the daemon: in the burst (bench/burst.py) readers
-    took ~4,000 page faults a PDF, a third of their CPU. Fixed thresholds
-    make it ~50. What a reader keeps is bounded by its RLIMIT_AS, and it
-    retires after forms/pool.py's READS_PER_WORKER PDFs.
+    took ~4,300 page faults a PDF, a third of their CPU. Fixed thresholds
+    make it ~60. An idle reader keeps at most TRIM_THRESHOLD of free heap,
+    and it retires after forms/pool.py's READS_PER_WORKER PDFs.
     """
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc's; musl has none
     if mallopt is None:
