@@ -297,15 +297,17 @@ class Mailbox:
                                 f"server closed the connection: {response[1:]!r}")
         return responses
 
-    def idle_stop(self) -> None:
-        """Leave IDLE (DONE); waits for the server's tagged answer, so a dead link raises."""
+    def idle_stop(self) -> list[tuple]:
+        """Leave IDLE (DONE); what the server said since the last idle_wait. Waits for the
+        server's tagged answer, so a dead link raises."""
         with self._failing("end idle", self.settings.folder):
-            self.client.idle_done()
+            return self.client.idle_done()[1]
 
-    def noop(self) -> None:
-        """A round trip proving the connection is alive (and resetting the server's timer)."""
+    def noop(self) -> list[tuple]:
+        """A round trip proving the connection is alive (and resetting the server's timer);
+        the changes the server reported with it."""
         with self._failing("noop", self.settings.folder):
-            self.client.noop()
+            return self.client.noop()[1]
 
 
 def has_new_mail(responses: Iterable[tuple]) -> bool:

@@ -118,8 +118,10 @@ class Watcher:
                     self.on_mail()
             elif _woke_early(began, wait) or time.monotonic() - heard_at > self.silence_seconds:
                 break  # end of file, or too quiet: DONE + NOOP below tell a dead link
-        box.idle_stop()
-        box.noop()
+        # A mail announced after the last check comes back with DONE's answer (or NOOP's), and
+        # the next IDLE will not announce it again: left there, it would wait for the scheduled poll.
+        if has_new_mail(box.idle_stop() + box.noop()):
+            self.on_mail()
 
 
 def _woke_early(began: float, wait: float) -> bool:

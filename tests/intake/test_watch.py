@@ -81,6 +81,29 @@ def test_idle_is_renewed_and_still_sees_mail(imap_settings, watching):
     assert (watcher.connections, watcher.failures) == (1, 0)  # renewed on the same connection
 
 
+def test_mail_announced_while_idle_is_renewed_is_not_missed(imap_settings, watching, monkeypatch):
+    """GIVEN a mail that arrives while IDLE is being renewed, its EXISTS not yet read by a check
+    WHEN the watcher sends DONE (the EXISTS comes back with DONE's answer, or NOOP's)
+    THEN a cycle is asked for: the next IDLE does not announce that mail again (CI: a mail at a
+    renewal waited for the scheduled poll)."""
+    appended = threading.Event()
+    leave_idle = Mailbox.idle_stop
+
+    def mail_comes_first(box: Mailbox):
+        if not appended.is_set():
+            append(imap_settings, message("更新の合間"))
+            time.sleep(1.5)  # Dovecot announces it to the IDLE connection (~0.5 s), unread
+            appended.set()
+        return leave_idle(box)
+
+    monkeypatch.setattr(Mailbox, "idle_stop", mail_comes_first)
+    calls = Calls()
+    watching(imap_settings.model_copy(update={"idle_renew_minutes": 0.01}), calls)
+    assert calls.wait(1, timeout=5)  # the catch-up call on connecting
+    assert appended.wait(10)
+    assert calls.wait(2, timeout=5)
+
+
 def test_a_connection_the_server_drops_is_reconnected(imap_settings, dovecot, watching, caplog):
     caplog.set_level(logging.WARNING, logger="mailbot.intake.watch")
     calls = Calls()
