@@ -226,8 +226,8 @@ def _serve(conn: Connection, limits: Limits) -> None:
             os._exit(0)  # skip the interpreter's teardown: its memory may be in any state
 
 
-def _keep_heap() -> bool:
-    """Have glibc's malloc keep the memory one PDF used for the next one; False if not glibc.
+def _keep_heap() -> None:
+    """Have glibc's malloc keep the memory one PDF used for the next one (elsewhere: nothing).
 
     A form's read makes a few large blocks (the page rendered for its seal at
     120 dpi: a 5.6 MB bitmap, then numpy arrays of its size). By default glibc
@@ -240,9 +240,9 @@ def _keep_heap() -> bool:
     and it retires after forms/pool.py's READS_PER_WORKER PDFs.
     """
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc's; musl has none
-    if mallopt is None:
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def _read_one(data: bytes, limits: Limits) -> tuple[str, object]:
